@@ -1,0 +1,125 @@
+// Package command defines the entries masterkv commits through raft: one
+// envelope with a typed operation and its payload, encoded as JSON.
+//
+// A command carries everything Apply needs, including the proposer's clock
+// (At), so that applying the same log on any node yields the same state.
+package command
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+
+	"github.com/masterkv/masterkv/internal/discovery"
+)
+
+// Type is the operation of a command. Its zero value is Unknown, so a
+// command that lost its type can never be mistaken for a real one.
+type Type uint8
+
+// The operations.
+const (
+	Unknown  Type = iota
+	Failover      // set one cluster's master (overwrite)
+	Submit        // re-commit current records of all clusters or one
+	Populate      // inject masters for clusters the store lacks
+)
+
+var typeNames = [...]string{"unknown", "failover", "submit", "populate"}
+
+func (t Type) String() string {
+	if int(t) < len(typeNames) {
+		return typeNames[t]
+	}
+	return fmt.Sprintf("type(%d)", uint8(t))
+}
+
+// MarshalText encodes the type by name so that logs and snapshots read well.
+func (t Type) MarshalText() ([]byte, error) { return []byte(t.String()), nil }
+
+// UnmarshalText decodes a name; an unknown name decodes to Unknown.
+func (t *Type) UnmarshalText(b []byte) error {
+	*t = Unknown
+	for i, n := range typeNames {
+		if n == string(b) {
+			*t = Type(i)
+		}
+	}
+	return nil
+}
+
+// Entry is one cluster and its master.
+type Entry struct {
+	Cluster string           `json:"cluster"`
+	Master  discovery.Master `json:"master"`
+}
+
+// FailoverPayload sets Cluster's master. When Expected (host:port) is set,
+// the change is refused unless the current master is Expected or already
+// the new master, so a late webhook cannot roll the cluster back.
+type FailoverPayload struct {
+	Entry
+	Expected string `json:"expected,omitempty"`
+}
+
+// SubmitPayload re-commits Cluster, or every cluster when Cluster is empty.
+type SubmitPayload struct {
+	Cluster string `json:"cluster,omitempty"`
+}
+
+// PopulatePayload injects each master whose cluster the store lacks.
+type PopulatePayload struct {
+	Masters []Entry `json:"masters"`
+}
+
+// Command is the envelope committed to the raft log.
+type Command struct {
+	Type Type `json:"type"`
+	// ID is the idempotency key; empty means none.
+	ID string `json:"id,omitempty"`
+	// At is the proposer's wall clock in Unix milliseconds. Apply uses it
+	// as "now" (updated_at, idempotency expiry) and never reads a clock.
+	At int64 `json:"at"`
+
+	Failover *FailoverPayload `json:"failover,omitempty"`
+	Submit   *SubmitPayload   `json:"submit,omitempty"`
+	Populate *PopulatePayload `json:"populate,omitempty"`
+}
+
+// Encode returns the log entry bytes of c.
+func Encode(c Command) ([]byte, error) {
+	return json.Marshal(c)
+}
+
+// Decode parses a log entry. It fails on bytes that are not a command or on
+// a command whose payload does not match its type.
+func Decode(b []byte) (Command, error) {
+	var c Command
+	if err := json.Unmarshal(b, &c); err != nil {
+		return Command{}, fmt.Errorf("decode command: %w", err)
+	}
+	ok := false
+	switch c.Type {
+	case Failover:
+		ok = c.Failover != nil
+	case Submit:
+		ok = c.Submit != nil
+	case Populate:
+		ok = c.Populate != nil
+	}
+	if !ok {
+		return Command{}, fmt.Errorf("decode command: type %s without its payload", c.Type)
+	}
+	return c, nil
+}
+
+// Fingerprint identifies what a command asks for, ignoring its ID and
+// clock, so a retried request can be told from a different request that
+// reuses an idempotency key.
+func Fingerprint(c Command) string {
+	c.ID, c.At = "", 0
+	b, _ := json.Marshal(c) // plain structs: cannot fail
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:16])
+}

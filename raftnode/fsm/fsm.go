@@ -1,0 +1,292 @@
+// Package fsm is masterkv's internal master store: the raft finite state
+// machine that holds one master record per cluster alias.
+//
+// Apply is pure and deterministic: it reads no clock (time comes from the
+// command) and does no I/O, so every node that applies the same log holds the
+// same records. Pushing records to Consul or ZooKeeper happens elsewhere,
+// from committed state.
+package fsm
+
+import (
+	"fmt"
+	"io"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/masterkv/masterkv/internal/command"
+	"github.com/masterkv/masterkv/internal/discovery"
+)
+
+// IDTTL is how long an idempotency key is remembered. Webhooks, Lambda
+// retries and schedules redeliver within minutes; a day leaves a wide margin.
+const IDTTL = 24 * time.Hour
+
+// Record is the committed master of one cluster.
+type Record struct {
+	Cluster string           `json:"cluster"`
+	Master  discovery.Master `json:"master"`
+	// Epoch is the raft index of the entry that last wrote this record. It
+	// never decreases and serves as the fencing number in the stores.
+	Epoch     uint64       `json:"epoch"`
+	UpdatedAt time.Time    `json:"updated_at"`
+	Source    command.Type `json:"source"`
+	RequestID string       `json:"request_id,omitempty"`
+}
+
+type seenID struct {
+	ID          string `json:"id"`
+	Fingerprint string `json:"fingerprint"`
+	SeenAt      int64  `json:"seen_at"`
+	Result      Result `json:"result"`
+}
+
+// FSM implements raft.FSM. A read/write lock guards the state so readers
+// never see a Restore half done.
+type FSM struct {
+	mu      sync.RWMutex
+	records map[string]Record
+	ids     map[string]*seenID
+	idOrder []*seenID // by SeenAt, oldest first, for expiry
+	clock   int64     // largest command At applied, Unix ms
+	restore uint64    // number of Restore calls, for tests and status
+}
+
+var _ raft.FSM = (*FSM)(nil)
+
+// New returns an empty store.
+func New() *FSM {
+	return &FSM{records: map[string]Record{}, ids: map[string]*seenID{}}
+}
+
+// Apply commits one log entry. It panics on an entry it cannot decode:
+// that is a bug or a corrupt log, and going on would let nodes diverge.
+func (f *FSM) Apply(l *raft.Log) any {
+	if l.Type != raft.LogCommand {
+		return nil
+	}
+	c, err := command.Decode(l.Data)
+	if err != nil {
+		panic(fmt.Sprintf("fsm: entry %d: %v", l.Index, err))
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.apply(l.Index, c)
+}
+
+func (f *FSM) apply(index uint64, c command.Command) Result {
+	if c.At > f.clock {
+		f.clock = c.At
+	}
+	f.expireIDs()
+	fp := ""
+	if c.ID != "" {
+		fp = command.Fingerprint(c)
+		if res, ok, err := f.lookupLocked(c.ID, fp); ok {
+			return res
+		} else if err != nil {
+			return Result{Type: c.Type, Index: index, Err: err}
+		}
+	}
+	var res Result
+	switch c.Type {
+	case command.Failover:
+		res = f.applyFailover(index, c)
+	case command.Submit:
+		res = f.applySubmit(index, c)
+	case command.Populate:
+		res = f.applyPopulate(index, c)
+	}
+	if c.ID != "" {
+		s := &seenID{ID: c.ID, Fingerprint: fp, SeenAt: f.clock, Result: res}
+		f.ids[c.ID] = s
+		f.idOrder = append(f.idOrder, s)
+	}
+	return res
+}
+
+func (f *FSM) record(index uint64, c command.Command, e command.Entry) Record {
+	r := Record{
+		Cluster: e.Cluster, Master: e.Master, Epoch: index,
+		UpdatedAt: time.UnixMilli(c.At).UTC(), Source: c.Type, RequestID: c.ID,
+	}
+	f.records[e.Cluster] = r
+	return r
+}
+
+func (f *FSM) applyFailover(index uint64, c command.Command) Result {
+	p := c.Failover
+	cur, exists := f.records[p.Cluster]
+	if p.Expected != "" && exists {
+		now := cur.Master.HostPort()
+		if now != p.Expected && now != p.Master.HostPort() {
+			return Result{Type: c.Type, Index: index, Err: &Error{Kind: KindConflict, Message: fmt.Sprintf(
+				"cluster %q: current master is %s, not the expected %s; refusing to set %s",
+				p.Cluster, now, p.Expected, p.Master.HostPort())}}
+		}
+	}
+	return Result{Type: c.Type, Index: index, Records: []Record{f.record(index, c, p.Entry)}}
+}
+
+// applySubmit re-commits records with this entry as their epoch, so every
+// store sees a newer epoch and rewrites the cluster; no force flag needed.
+func (f *FSM) applySubmit(index uint64, c command.Command) Result {
+	res := Result{Type: c.Type, Index: index}
+	var aliases []string
+	if alias := c.Submit.Cluster; alias != "" {
+		if _, ok := f.records[alias]; !ok {
+			res.Err = &Error{Kind: KindUnknownCluster, Message: fmt.Sprintf("cluster %q is not in the store", alias)}
+			return res
+		}
+		aliases = []string{alias}
+	} else {
+		aliases = sortedKeys(f.records)
+	}
+	for _, a := range aliases {
+		old := f.records[a]
+		res.Records = append(res.Records, f.record(index, c, command.Entry{Cluster: a, Master: old.Master}))
+	}
+	return res
+}
+
+// applyPopulate injects only clusters the store lacks (inject once).
+func (f *FSM) applyPopulate(index uint64, c command.Command) Result {
+	res := Result{Type: c.Type, Index: index, Checked: len(c.Populate.Masters)}
+	for _, e := range c.Populate.Masters {
+		if _, ok := f.records[e.Cluster]; ok {
+			continue
+		}
+		res.Records = append(res.Records, f.record(index, c, e))
+	}
+	return res
+}
+
+// expireIDs forgets keys older than IDTTL on the command clock. The clock
+// only moves forward, so idOrder stays sorted.
+func (f *FSM) expireIDs() {
+	cut := f.clock - IDTTL.Milliseconds()
+	n := 0
+	for n < len(f.idOrder) && f.idOrder[n].SeenAt <= cut {
+		if f.ids[f.idOrder[n].ID] == f.idOrder[n] {
+			delete(f.ids, f.idOrder[n].ID)
+		}
+		n++
+	}
+	if n > 0 {
+		f.idOrder = append([]*seenID(nil), f.idOrder[n:]...)
+	}
+}
+
+func (f *FSM) lookupLocked(id, fp string) (Result, bool, *Error) {
+	s, ok := f.ids[id]
+	if !ok {
+		return Result{}, false, nil
+	}
+	if s.Fingerprint != fp {
+		return Result{}, false, &Error{Kind: KindIDReused, Message: fmt.Sprintf(
+			"id %q was already used for a different request within %s", id, IDTTL)}
+	}
+	res := s.Result
+	res.Duplicate = true
+	return res, true, nil
+}
+
+// Lookup reports the stored result for a command's ID, so a node can answer
+// a retry without committing anything. ok is false when the ID is unknown.
+func (f *FSM) Lookup(c command.Command) (res Result, ok bool, err error) {
+	if c.ID == "" {
+		return Result{}, false, nil
+	}
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	r, ok, e := f.lookupLocked(c.ID, command.Fingerprint(c))
+	if e != nil {
+		return Result{}, false, e
+	}
+	return r, ok, nil
+}
+
+// Record returns the record of alias.
+func (f *FSM) Record(alias string) (Record, bool) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	r, ok := f.records[alias]
+	return r, ok
+}
+
+// Records returns every record, sorted by cluster.
+func (f *FSM) Records() []Record {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	out := make([]Record, 0, len(f.records))
+	for _, a := range sortedKeys(f.records) {
+		out = append(out, f.records[a])
+	}
+	return out
+}
+
+// Len returns the number of clusters.
+func (f *FSM) Len() int {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return len(f.records)
+}
+
+// Restores returns how many times a snapshot was restored into this FSM.
+func (f *FSM) Restores() uint64 {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.restore
+}
+
+func sortedKeys(m map[string]Record) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// Snapshot captures the state; Persist may run while Apply goes on.
+func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	st := state{Clock: f.clock, Records: make([]Record, 0, len(f.records)), IDs: make([]seenID, 0, len(f.idOrder))}
+	for _, a := range sortedKeys(f.records) {
+		st.Records = append(st.Records, f.records[a])
+	}
+	for _, s := range f.idOrder {
+		if f.ids[s.ID] == s {
+			st.IDs = append(st.IDs, *s)
+		}
+	}
+	return &snapshot{state: st}, nil
+}
+
+// Restore replaces the whole state with a snapshot's (never a merge).
+func (f *FSM) Restore(rc io.ReadCloser) error {
+	defer rc.Close()
+	st, err := readState(rc)
+	if err != nil {
+		return err
+	}
+	records := make(map[string]Record, len(st.Records))
+	for _, r := range st.Records {
+		records[r.Cluster] = r
+	}
+	ids := make(map[string]*seenID, len(st.IDs))
+	order := make([]*seenID, 0, len(st.IDs))
+	for i := range st.IDs {
+		s := &st.IDs[i]
+		ids[s.ID] = s
+		order = append(order, s)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.records, f.ids, f.idOrder, f.clock = records, ids, order, st.Clock
+	f.restore++
+	return nil
+}

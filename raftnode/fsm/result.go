@@ -1,0 +1,76 @@
+package fsm
+
+import (
+	"errors"
+
+	"github.com/masterkv/masterkv/internal/command"
+)
+
+// Application errors returned by Apply as its response. They are part of the
+// replicated outcome of a command, not failures of raft.
+var (
+	// ErrConflict: a failover's expected master is not the current one.
+	ErrConflict = errors.New("conflict")
+	// ErrUnknownCluster: a submit named a cluster the store does not hold.
+	ErrUnknownCluster = errors.New("unknown cluster")
+	// ErrIDReused: an idempotency key was reused for a different request.
+	ErrIDReused = errors.New("idempotency key reused")
+)
+
+// ErrorKind names an application error so that it survives snapshots.
+type ErrorKind string
+
+// The kinds, one per sentinel above.
+const (
+	KindConflict       ErrorKind = "conflict"
+	KindUnknownCluster ErrorKind = "unknown_cluster"
+	KindIDReused       ErrorKind = "id_reused"
+)
+
+// Error is an application error with its message.
+type Error struct {
+	Kind    ErrorKind `json:"kind"`
+	Message string    `json:"message"`
+}
+
+func (e *Error) Error() string { return e.Message }
+
+// Is maps a kind to its sentinel for errors.Is.
+func (e *Error) Is(target error) bool {
+	switch e.Kind {
+	case KindConflict:
+		return target == ErrConflict
+	case KindUnknownCluster:
+		return target == ErrUnknownCluster
+	case KindIDReused:
+		return target == ErrIDReused
+	}
+	return false
+}
+
+// Result is the outcome of one command, identical on every node.
+type Result struct {
+	Type command.Type `json:"type"`
+	// Index is the raft index of the entry that produced this result. For a
+	// duplicate it is the index of the first entry with the same ID.
+	Index uint64 `json:"index"`
+	// Records are the records the command committed: the failover's
+	// cluster, the submitted clusters, or the injected ones of a populate.
+	Records []Record `json:"records,omitempty"`
+	// Checked counts the masters a populate looked at; the ones not in
+	// Records were skipped because the store already had their cluster.
+	Checked int `json:"checked,omitempty"`
+	// Err is the application error, if the command was refused.
+	Err *Error `json:"err,omitempty"`
+	// Duplicate is true when the ID was seen before and nothing new was
+	// committed; Index and Records are those of the first time.
+	Duplicate bool `json:"-"`
+}
+
+// Error returns Err as an error, or nil.
+func (r Result) Error() error {
+	if r.Err == nil {
+		return nil
+	}
+	return r.Err
+}

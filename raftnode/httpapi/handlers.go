@@ -1,0 +1,276 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+
+	"github.com/masterkv/masterkv/internal/command"
+	"github.com/masterkv/masterkv/internal/discovery"
+	"github.com/masterkv/masterkv/internal/master"
+	"github.com/masterkv/masterkv/raftnode/fsm"
+	"github.com/masterkv/masterkv/raftnode/node"
+)
+
+// receipt answers a committed failover.
+type receipt struct {
+	Cluster   string             `json:"cluster"`
+	Master    string             `json:"master"`
+	Epoch     uint64             `json:"epoch"`
+	Pairs     []discovery.KVPair `json:"pairs"`
+	ID        string             `json:"id,omitempty"`
+	Duplicate bool               `json:"duplicate,omitempty"`
+}
+
+// recordView is a record as the read API shows it.
+type recordView struct {
+	Cluster   string             `json:"cluster"`
+	Master    string             `json:"master"`
+	Host      string             `json:"host"`
+	Port      int                `json:"port"`
+	IPv4      string             `json:"ipv4"`
+	IPv6      string             `json:"ipv6"`
+	Epoch     uint64             `json:"epoch"`
+	UpdatedAt string             `json:"updated_at"`
+	Source    command.Type       `json:"source"`
+	RequestID string             `json:"request_id,omitempty"`
+	Pairs     []discovery.KVPair `json:"pairs"`
+}
+
+func (s *Server) view(r fsm.Record) recordView {
+	return recordView{
+		Cluster: r.Cluster, Master: r.Master.HostPort(), Host: r.Master.Host, Port: r.Master.Port,
+		IPv4: r.Master.IPv4, IPv6: r.Master.IPv6, Epoch: r.Epoch,
+		UpdatedAt: r.UpdatedAt.Format("2006-01-02T15:04:05.000Z07:00"), Source: r.Source,
+		RequestID: r.RequestID, Pairs: s.opts.Layout.Pairs(r.Cluster, r.Master, r.Epoch),
+	}
+}
+
+// propose commits c here, or forwards the original request to the leader.
+// It reports whether it already answered (forwarded or failed).
+func (s *Server) propose(w http.ResponseWriter, r *http.Request, body []byte, c command.Command) (fsm.Result, bool) {
+	c.At = s.opts.Now().UnixMilli()
+	res, err := s.node.Propose(r.Context(), c)
+	if errors.Is(err, node.ErrNotLeader) {
+		s.forward(w, r, body)
+		return res, true
+	}
+	if err != nil {
+		s.fail(w, r, err)
+		return res, true
+	}
+	return res, false
+}
+
+// completeMaster resolves addresses and applies the loopback guard.
+func (s *Server) completeMaster(ctx context.Context, field string, m discovery.Master) (discovery.Master, error) {
+	m = master.Complete(ctx, s.opts.Resolver, m)
+	if !s.opts.AllowLoopback {
+		if err := master.CheckLoopback(m); err != nil {
+			return m, master.Prefixed(field, err)
+		}
+	}
+	return m, nil
+}
+
+func (s *Server) failover(w http.ResponseWriter, r *http.Request) {
+	body, err := readBody(w, r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	in, err := parseFailover(body)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	alias, m, err := in.entry("")
+	if err == nil && in.Expected != "" {
+		err = master.ValidateHostPort("expected", in.Expected)
+	}
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	id, err := requestID(in.ID, r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if m, err = s.completeMaster(r.Context(), "", m); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	c := command.Command{Type: command.Failover, ID: id, Failover: &command.FailoverPayload{
+		Entry: command.Entry{Cluster: alias, Master: m}, Expected: in.Expected}}
+	res, done := s.propose(w, r, body, c)
+	if done {
+		return
+	}
+	rec := res.Records[0]
+	s.log.Info("failover committed", "cluster", rec.Cluster, "master", rec.Master.HostPort(), "epoch", rec.Epoch, "duplicate", res.Duplicate)
+	writeJSON(w, http.StatusOK, receipt{
+		Cluster: rec.Cluster, Master: rec.Master.HostPort(), Epoch: rec.Epoch,
+		Pairs: s.opts.Layout.Pairs(rec.Cluster, rec.Master, rec.Epoch), ID: id, Duplicate: res.Duplicate,
+	})
+}
+
+// resolveWorkers bounds concurrent DNS lookups of one populate batch.
+const resolveWorkers = 8
+
+func (s *Server) populate(w http.ResponseWriter, r *http.Request) {
+	body, err := readBody(w, r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	var in populateInput
+	if err := decodeJSON(body, &in); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	id, err := requestID(in.ID, r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	entries := make([]command.Entry, len(in.Masters))
+	seen := map[string]int{}
+	for i, mi := range in.Masters {
+		field := fmt.Sprintf("masters[%d].", i)
+		alias, m, err := mi.entry(field)
+		if err == nil {
+			if j, dup := seen[alias]; dup {
+				err = fieldErr(field+"cluster", "duplicates masters[%d].cluster %q", j, alias)
+			}
+		}
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		seen[alias] = i
+		entries[i] = command.Entry{Cluster: alias, Master: m}
+	}
+	if err := s.completeAll(r.Context(), entries); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	c := command.Command{Type: command.Populate, ID: id, Populate: &command.PopulatePayload{Masters: entries}}
+	res := fsm.Result{}
+	if len(entries) > 0 {
+		var done bool
+		if res, done = s.propose(w, r, body, c); done {
+			return
+		}
+	}
+	s.log.Info("populate committed", "checked", len(entries), "submitted", len(res.Records), "duplicate", res.Duplicate)
+	writeJSON(w, http.StatusOK, map[string]int{
+		"checked": len(entries), "submitted": len(res.Records), "skipped": len(entries) - len(res.Records),
+	})
+}
+
+// completeAll completes the masters of clusters the local store lacks (the
+// others will be skipped by Apply) with bounded concurrency.
+func (s *Server) completeAll(ctx context.Context, entries []command.Entry) error {
+	errs := make([]error, len(entries))
+	sem := make(chan struct{}, resolveWorkers)
+	var wg sync.WaitGroup
+	for i := range entries {
+		if _, ok := s.masters.Record(entries[i].Cluster); ok {
+			continue
+		}
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			entries[i].Master, errs[i] = s.completeMaster(ctx, fmt.Sprintf("masters[%d].", i), entries[i].Master)
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// orchestratorResponse is orchestrator's API response shape.
+type orchestratorResponse struct {
+	Code    string
+	Message string
+	Details any
+}
+
+// submit is orchestrator's submit-masters-to-kv-stores: it re-commits all
+// clusters or one, so every node rewrites them in its stores.
+func (s *Server) submit(w http.ResponseWriter, r *http.Request) {
+	body, err := readBody(w, r)
+	if err != nil {
+		s.submitFail(w, r, err)
+		return
+	}
+	alias := r.PathValue("alias")
+	if alias != "" {
+		if err := master.ValidateAlias(alias); err != nil {
+			s.submitFail(w, r, err)
+			return
+		}
+		if _, ok := s.masters.Record(alias); !ok {
+			s.submitFail(w, r, fmt.Errorf("cluster %q is not in the store: %w", alias, fsm.ErrUnknownCluster))
+			return
+		}
+	}
+	id, err := requestID("", r)
+	if err != nil {
+		s.submitFail(w, r, err)
+		return
+	}
+	var res fsm.Result
+	if alias != "" || len(s.masters.Records()) > 0 {
+		c := command.Command{Type: command.Submit, ID: id, Submit: &command.SubmitPayload{Cluster: alias}}
+		c.At = s.opts.Now().UnixMilli()
+		res, err = s.node.Propose(r.Context(), c)
+		if errors.Is(err, node.ErrNotLeader) {
+			s.forward(w, r, body)
+			return
+		}
+		if err != nil {
+			s.submitFail(w, r, err)
+			return
+		}
+	}
+	details := []discovery.KVPair{}
+	for _, rec := range res.Records {
+		details = append(details, s.opts.Layout.Pairs(rec.Cluster, rec.Master, rec.Epoch)...)
+	}
+	s.log.Info("submit committed", "cluster", alias, "masters", len(res.Records), "index", res.Index)
+	writeJSON(w, http.StatusOK, orchestratorResponse{
+		Code: "OK", Message: fmt.Sprintf("Submitted %d masters", len(res.Records)), Details: details,
+	})
+}
+
+func (s *Server) submitFail(w http.ResponseWriter, r *http.Request, err error) {
+	s.log.Info("submit refused", "path", r.URL.Path, "status", statusFor(err), "err", err)
+	writeJSON(w, statusFor(err), orchestratorResponse{Code: "ERROR", Message: err.Error()})
+}
+
+func (s *Server) listMasters(w http.ResponseWriter, _ *http.Request) {
+	recs := s.masters.Records()
+	views := make([]recordView, 0, len(recs))
+	for _, rec := range recs {
+		views = append(views, s.view(rec))
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"masters": views})
+}
+
+func (s *Server) getMaster(w http.ResponseWriter, r *http.Request) {
+	alias := r.PathValue("alias")
+	rec, ok := s.masters.Record(alias)
+	if !ok {
+		s.fail(w, r, fmt.Errorf("cluster %q: %w", alias, errNotFound))
+		return
+	}
+	writeJSON(w, http.StatusOK, s.view(rec))
+}
+
+func (s *Server) status(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, s.node.Status())
+}

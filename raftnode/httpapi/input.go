@@ -1,0 +1,172 @@
+package httpapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"unicode"
+
+	"github.com/masterkv/masterkv/internal/discovery"
+	"github.com/masterkv/masterkv/internal/master"
+)
+
+// MaxBodyBytes is the largest request body accepted.
+const MaxBodyBytes = 64 << 10
+
+// maxIDBytes bounds an idempotency key.
+const maxIDBytes = 200
+
+func fieldErr(field, format string, args ...any) error {
+	return &master.FieldError{Field: field, Rule: fmt.Sprintf(format, args...)}
+}
+
+// readBody reads at most MaxBodyBytes.
+func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return nil, errTooLarge
+	}
+	if err != nil {
+		return nil, fieldErr("body", "could not be read: %v", err)
+	}
+	return b, nil
+}
+
+// portValue accepts a JSON number or a string of digits, because hook
+// scripts template ports into JSON either way.
+type portValue struct {
+	set bool
+	n   int
+}
+
+func (p *portValue) UnmarshalJSON(b []byte) error {
+	s := strings.Trim(string(b), `"`)
+	if s == "null" {
+		return nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		return fieldErr("port", "must be an integer from 1 to 65535, got %s", b)
+	}
+	p.set, p.n = true, n
+	return nil
+}
+
+// masterInput is one master as sent by a caller.
+type masterInput struct {
+	Cluster string    `json:"cluster"`
+	Host    string    `json:"host"`
+	Port    portValue `json:"port"`
+	IPv4    string    `json:"ipv4"`
+	IPv6    string    `json:"ipv6"`
+}
+
+func (in masterInput) entry(field string) (string, discovery.Master, error) {
+	m := discovery.Master{Host: in.Host, Port: in.Port.n, IPv4: in.IPv4, IPv6: in.IPv6}
+	if !in.Port.set {
+		return "", m, fieldErr(field+"port", "is required")
+	}
+	if err := master.Validate(in.Cluster, m); err != nil {
+		return "", m, master.Prefixed(field, err)
+	}
+	return in.Cluster, m, nil
+}
+
+// failoverInput is the body of POST /v1/failover.
+type failoverInput struct {
+	masterInput
+	Expected string `json:"expected"`
+	ID       string `json:"id"`
+}
+
+var failoverFields = []string{"cluster", "host", "port", "ipv4", "ipv6", "expected", "id"}
+
+// isJSON tells JSON from a form body by its first byte, because
+// `curl -d '{...}'` labels JSON as a form.
+func isJSON(body []byte) bool {
+	return bytes.HasPrefix(bytes.TrimLeftFunc(body, unicode.IsSpace), []byte("{"))
+}
+
+func decodeJSON(body []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var fe *master.FieldError
+		if errors.As(err, &fe) {
+			return fe
+		}
+		return fieldErr("body", "must be a JSON object with known fields: %v", err)
+	}
+	if dec.More() {
+		return fieldErr("body", "must hold exactly one JSON object")
+	}
+	return nil
+}
+
+// parseFailover reads a failover request from JSON or a form.
+func parseFailover(body []byte) (failoverInput, error) {
+	var in failoverInput
+	if isJSON(body) {
+		return in, decodeJSON(body, &in)
+	}
+	form, err := url.ParseQuery(string(body))
+	if err != nil {
+		return in, fieldErr("body", "must be JSON or form-encoded: %v", err)
+	}
+	for k := range form {
+		if !contains(failoverFields, k) {
+			return in, fieldErr(k, "unknown field; allowed are %s", strings.Join(failoverFields, ", "))
+		}
+	}
+	in.Cluster, in.Host, in.IPv4, in.IPv6 = form.Get("cluster"), form.Get("host"), form.Get("ipv4"), form.Get("ipv6")
+	in.Expected, in.ID = form.Get("expected"), form.Get("id")
+	if p := form.Get("port"); p != "" {
+		if err := in.Port.UnmarshalJSON([]byte(p)); err != nil {
+			return in, err
+		}
+	}
+	return in, nil
+}
+
+// populateInput is the body of POST /v1/populate.
+type populateInput struct {
+	Masters []masterInput `json:"masters"`
+	ID      string        `json:"id"`
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// requestID merges the body's id with the Idempotency-Key header.
+func requestID(bodyID string, r *http.Request) (string, error) {
+	hdr := r.Header.Get("Idempotency-Key")
+	if bodyID != "" && hdr != "" && bodyID != hdr {
+		return "", fieldErr("id", "differs from the Idempotency-Key header")
+	}
+	id := bodyID
+	if id == "" {
+		id = hdr
+	}
+	if len(id) > maxIDBytes {
+		return "", fieldErr("id", "must be at most %d bytes", maxIDBytes)
+	}
+	for _, c := range id {
+		if c < 0x21 || c > 0x7e {
+			return "", fieldErr("id", "must be printable ASCII without spaces")
+		}
+	}
+	return id, nil
+}

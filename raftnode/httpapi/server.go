@@ -1,0 +1,147 @@
+// Package httpapi serves masterkv's HTTP API on every node: failover,
+// populate and orchestrator-compatible submit writes (forwarded to the leader
+// by followers), master reads, status and health.
+package httpapi
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/masterkv/masterkv/internal/command"
+	"github.com/masterkv/masterkv/internal/discovery"
+	"github.com/masterkv/masterkv/internal/master"
+	"github.com/masterkv/masterkv/raftnode/fsm"
+	"github.com/masterkv/masterkv/raftnode/node"
+)
+
+// Node is the raft member the API writes through.
+type Node interface {
+	ID() string
+	Propose(ctx context.Context, c command.Command) (fsm.Result, error)
+	LeaderPeer(ctx context.Context) (node.Peer, error)
+	Status() node.Status
+}
+
+// Masters reads the internal master store.
+type Masters interface {
+	Record(alias string) (fsm.Record, bool)
+	Records() []fsm.Record
+}
+
+var (
+	_ Node    = (*node.Node)(nil)
+	_ Masters = (*fsm.FSM)(nil)
+)
+
+// Options configure the API.
+type Options struct {
+	Layout discovery.Layout
+	// Tokens are the accepted bearer tokens; none means no auth (dev mode).
+	Tokens []string
+	// Resolver completes ipv4/ipv6 from the host; nil disables resolution.
+	Resolver      master.Resolver
+	AllowLoopback bool
+	// LeaderWait is how long a follower waits for a leader to be elected
+	// before answering 503.
+	LeaderWait time.Duration
+	// Client forwards writes to the leader.
+	Client *http.Client
+	// Now is the clock stamped into commands.
+	Now    func() time.Time
+	Logger *slog.Logger
+}
+
+// Server is the HTTP API of one node.
+type Server struct {
+	node    Node
+	masters Masters
+	opts    Options
+	tokens  [][sha256.Size]byte
+	log     *slog.Logger
+	mux     *http.ServeMux
+}
+
+// New returns the API of n.
+func New(n Node, m Masters, opts Options) *Server {
+	if opts.Client == nil {
+		opts.Client = &http.Client{Timeout: 15 * time.Second}
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.LeaderWait <= 0 {
+		opts.LeaderWait = 5 * time.Second
+	}
+	s := &Server{node: n, masters: m, opts: opts, log: opts.Logger, mux: http.NewServeMux()}
+	for _, t := range opts.Tokens {
+		s.tokens = append(s.tokens, sha256.Sum256([]byte(t)))
+	}
+	s.routes()
+	return s
+}
+
+func (s *Server) routes() {
+	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	s.handle("POST /v1/failover", s.failover)
+	s.handle("POST /v1/populate", s.populate)
+	s.handle("GET /v1/masters", s.listMasters)
+	s.handle("GET /v1/masters/{alias}", s.getMaster)
+	s.handle("GET /v1/status", s.status)
+	for _, m := range []string{"GET", "POST"} {
+		s.handle(m+" /api/submit-masters-to-kv-stores", s.submit)
+		s.handle(m+" /api/submit-masters-to-kv-stores/{$}", s.submit)
+		s.handle(m+" /api/submit-masters-to-kv-stores/{alias}", s.submit)
+	}
+}
+
+// handle registers h behind the bearer-token check.
+func (s *Server) handle(pattern string, h http.HandlerFunc) {
+	s.mux.Handle(pattern, s.authorize(h))
+}
+
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+// authorize checks the bearer token against every configured token in
+// constant time (hashes first, so lengths leak nothing either).
+func (s *Server) authorize(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if len(s.tokens) == 0 {
+			h(w, r)
+			return
+		}
+		given, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		sum := sha256.Sum256([]byte(given))
+		match := 0
+		for _, t := range s.tokens {
+			match |= subtle.ConstantTimeCompare(sum[:], t[:])
+		}
+		if !ok || match != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="masterkv"`)
+			s.fail(w, r, errUnauthorized)
+			return
+		}
+		h(w, r)
+	}
+}
+
+// fail answers an error and logs it. Client faults log at info, ours at
+// warn. Request bodies and headers are never logged: they carry tokens.
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
+	status := statusFor(err)
+	level := slog.LevelInfo
+	if status >= 500 {
+		level = slog.LevelWarn
+	}
+	s.log.Log(r.Context(), level, "request refused", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
+	writeError(w, err)
+}

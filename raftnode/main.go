@@ -1,0 +1,123 @@
+// Command raftnode runs one member of masterkv's raft group: it commits
+// master changes and serves the HTTP API. Configuration comes from MASTERKV_*
+// environment variables (see README.md).
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/masterkv/masterkv/internal/discovery"
+	"github.com/masterkv/masterkv/internal/master"
+	"github.com/masterkv/masterkv/raftnode/config"
+	"github.com/masterkv/masterkv/raftnode/httpapi"
+	"github.com/masterkv/masterkv/raftnode/node"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "raftnode:", err)
+		os.Exit(1)
+	}
+}
+
+func newLogger(c config.Config) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(c.LogLevel)) // validated by config
+	opts := &slog.HandlerOptions{Level: level}
+	if c.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+}
+
+func run() error {
+	cfg, err := config.Load()
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg)
+	peers, _ := cfg.PeerList() // validated by Load
+	n, err := node.Open(node.Config{
+		ID: cfg.NodeID, Peers: peers, Bootstrap: cfg.ShouldBootstrap(),
+		SnapshotDelay: cfg.SnapshotDelay, ApplyTimeout: cfg.ApplyTimeout, Logger: log,
+	}, cfg.DataDir, cfg.RaftAddr)
+	if err != nil {
+		return err
+	}
+	defer n.Close()
+
+	var resolver master.Resolver
+	if cfg.ResolveIPs {
+		resolver = net.DefaultResolver
+	}
+	api := httpapi.New(n, n.Store(), httpapi.Options{
+		Layout:        discovery.NewLayout(cfg.KVClusterMasterPrefix, cfg.WriteEpochKey),
+		Tokens:        cfg.APITokens,
+		Resolver:      resolver,
+		AllowLoopback: cfg.AllowLoopback,
+		LeaderWait:    cfg.LeaderWait,
+		Logger:        log,
+	})
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("http listen on %s: %w", cfg.HTTPAddr, err)
+	}
+	srv := &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second}
+	log.Info("raftnode started", "node", cfg.NodeID, "raft_addr", cfg.RaftAddr, "http_addr", ln.Addr().String(),
+		"data_dir", cfg.DataDir, "peers", len(peers), "auth", len(cfg.APITokens) > 0)
+	if len(cfg.APITokens) == 0 {
+		log.Warn("dev mode: the API runs without authentication; set MASTERKV_API_TOKENS for anything but local testing")
+	}
+	if cfg.Dev {
+		printQuickstart(ln.Addr().String(), cfg.APITokens)
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		if !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("http serve: %w", err)
+		}
+	case <-ctx.Done():
+		log.Info("shutting down")
+	}
+	shCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = srv.Shutdown(shCtx)
+	return nil
+}
+
+// printQuickstart shows the two curl lines a new user needs.
+func printQuickstart(addr string, tokens []string) {
+	auth := ""
+	if len(tokens) > 0 {
+		auth = ` -H "Authorization: Bearer $MASTERKV_API_TOKEN"`
+	}
+	if strings.HasPrefix(addr, "[::]") || strings.HasPrefix(addr, "0.0.0.0") {
+		_, port, _ := net.SplitHostPort(addr)
+		addr = "127.0.0.1:" + port
+	}
+	fmt.Printf(`
+masterkv dev node on http://%[1]s (internal store only)
+
+  # publish a new master for cluster "mycluster"
+  curl -s%[2]s -d cluster=mycluster -d host=10.0.0.12 -d port=3306 http://%[1]s/v1/failover
+
+  # read what is committed
+  curl -s%[2]s http://%[1]s/v1/masters
+
+`, addr, auth)
+}

@@ -1,0 +1,57 @@
+package node
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+
+	"github.com/masterkv/masterkv/internal/logging"
+)
+
+// retainSnapshots is how many snapshots the file store keeps.
+const retainSnapshots = 3
+
+// Open starts a node with durable storage under dataDir (raft.db for the log
+// and stable store, snapshots/ for snapshots) and a TCP transport on
+// raftAddr.
+func Open(cfg Config, dataDir, raftAddr string) (*Node, error) {
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("node: data dir: %w", err)
+	}
+	hl := logging.HCLog(cfg.Logger.With("component", "raft"))
+	bolt, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(dataDir, "raft.db")})
+	if err != nil {
+		return nil, fmt.Errorf("node: open raft.db: %w", err)
+	}
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(dataDir, retainSnapshots, hl)
+	if err != nil {
+		bolt.Close()
+		return nil, fmt.Errorf("node: snapshot store: %w", err)
+	}
+	adv, err := net.ResolveTCPAddr("tcp", raftAddr)
+	if err != nil {
+		bolt.Close()
+		return nil, fmt.Errorf("node: raft address %q: %w", raftAddr, err)
+	}
+	trans, err := raft.NewTCPTransportWithLogger(raftAddr, adv, 3, 10*time.Second, hl)
+	if err != nil {
+		bolt.Close()
+		return nil, fmt.Errorf("node: raft transport on %s: %w", raftAddr, err)
+	}
+	n, err := New(cfg, Deps{
+		Transport: trans, Logs: bolt, Stable: bolt, Snaps: snaps,
+		Closers: []io.Closer{trans, bolt},
+	})
+	if err != nil {
+		trans.Close()
+		bolt.Close()
+		return nil, err
+	}
+	return n, nil
+}

@@ -1,0 +1,62 @@
+package node
+
+import (
+	"strconv"
+
+	"github.com/hashicorp/raft"
+)
+
+// Member is one server of the current raft configuration.
+type Member struct {
+	Peer
+	Suffrage string `json:"suffrage"`
+}
+
+// Status is what GET /v1/status shows of the node.
+type Status struct {
+	NodeID            string   `json:"node_id"`
+	State             string   `json:"state"`
+	Leader            Peer     `json:"leader"`
+	Peers             []Member `json:"peers"`
+	Term              uint64   `json:"term"`
+	LastIndex         uint64   `json:"last_index"`
+	CommitIndex       uint64   `json:"commit_index"`
+	AppliedIndex      uint64   `json:"applied_index"`
+	LastSnapshotIndex uint64   `json:"last_snapshot_index"`
+	Clusters          int      `json:"clusters"`
+}
+
+// Status reports the node's raft view.
+func (n *Node) Status() Status {
+	stats := n.raft.Stats()
+	num := func(k string) uint64 { v, _ := strconv.ParseUint(stats[k], 10, 64); return v }
+	s := Status{
+		NodeID:            n.cfg.ID,
+		State:             n.raft.State().String(),
+		Term:              num("term"),
+		LastIndex:         n.raft.LastIndex(),
+		CommitIndex:       num("commit_index"),
+		AppliedIndex:      n.raft.AppliedIndex(),
+		LastSnapshotIndex: num("last_snapshot_index"),
+		Clusters:          n.fsm.Len(),
+	}
+	addr, id := n.raft.LeaderWithID()
+	if id != "" {
+		s.Leader = n.peerOf(id, addr)
+	}
+	if f := n.raft.GetConfiguration(); f.Error() == nil {
+		for _, srv := range f.Configuration().Servers {
+			s.Peers = append(s.Peers, Member{Peer: n.peerOf(srv.ID, srv.Address), Suffrage: srv.Suffrage.String()})
+		}
+	}
+	return s
+}
+
+func (n *Node) peerOf(id raft.ServerID, addr raft.ServerAddress) Peer {
+	p, ok := n.peers[string(id)]
+	if !ok {
+		p = Peer{ID: string(id)}
+	}
+	p.RaftAddr = string(addr)
+	return p
+}
