@@ -50,7 +50,7 @@ func run() error {
 	n, err := node.Open(node.Config{
 		ID: cfg.NodeID, Peers: peers, Bootstrap: cfg.ShouldBootstrap(),
 		SnapshotDelay: cfg.SnapshotDelay, ApplyTimeout: cfg.ApplyTimeout, Logger: log,
-	}, cfg.DataDir, cfg.RaftAddr)
+	}, cfg.DataDir, cfg.RaftAddr, cfg.RaftAdvertise())
 	if err != nil {
 		return err
 	}
@@ -72,7 +72,12 @@ func run() error {
 	if err != nil {
 		return fmt.Errorf("http listen on %s: %w", cfg.HTTPAddr, err)
 	}
-	srv := &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second}
+	// Writes wait for a commit (APPLY_TIMEOUT) and maybe an election
+	// (LEADER_WAIT); the write timeout leaves room for both.
+	srv := &http.Server{
+		Handler: api, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
+		WriteTimeout: cfg.ApplyTimeout + cfg.LeaderWait + 30*time.Second, IdleTimeout: 2 * time.Minute,
+	}
 	log.Info("raftnode started", "node", cfg.NodeID, "raft_addr", cfg.RaftAddr, "http_addr", ln.Addr().String(),
 		"data_dir", cfg.DataDir, "peers", len(peers), "auth", len(cfg.APITokens) > 0)
 	if len(cfg.APITokens) == 0 {

@@ -21,7 +21,10 @@ type Config struct {
 	NodeID   string `envconfig:"NODE_ID" default:"node1"`
 	DataDir  string `envconfig:"DATA_DIR" default:"data"`
 	RaftAddr string `envconfig:"RAFT_ADDR" default:"127.0.0.1:7000"`
-	HTTPAddr string `envconfig:"HTTP_ADDR" default:"127.0.0.1:8080"`
+	// RaftAdvertiseAddr is the raft address other nodes dial; defaults to
+	// RaftAddr, which must then not be a wildcard address.
+	RaftAdvertiseAddr string `envconfig:"RAFT_ADVERTISE_ADDR"`
+	HTTPAddr          string `envconfig:"HTTP_ADDR" default:"127.0.0.1:8080"`
 	// Peers is the first membership: id=raftaddr=httpaddr,...
 	Peers     string `envconfig:"PEERS"`
 	Bootstrap bool   `envconfig:"BOOTSTRAP"`
@@ -77,10 +80,13 @@ func (c Config) Validate() error {
 	if c.DataDir == "" {
 		return varErr("DATA_DIR", "must not be empty")
 	}
-	for _, a := range []struct{ name, v string }{{"RAFT_ADDR", c.RaftAddr}, {"HTTP_ADDR", c.HTTPAddr}} {
+	for _, a := range []struct{ name, v string }{{"RAFT_ADDR", c.RaftAddr}, {"HTTP_ADDR", c.HTTPAddr}, {"RAFT_ADVERTISE_ADDR", c.RaftAdvertise()}} {
 		if _, _, err := net.SplitHostPort(a.v); err != nil {
 			return varErr(a.name, "must be host:port, got %q", a.v)
 		}
+	}
+	if host, _, _ := net.SplitHostPort(c.RaftAdvertise()); host == "" || net.ParseIP(host) != nil && net.ParseIP(host).IsUnspecified() {
+		return varErr("RAFT_ADVERTISE_ADDR", "must be an address other nodes can dial; set it when RAFT_ADDR is a wildcard (%q)", c.RaftAddr)
 	}
 	peers, err := c.PeerList()
 	if err != nil {
@@ -122,7 +128,7 @@ func (c Config) Validate() error {
 func (c Config) PeerList() ([]node.Peer, error) {
 	if strings.TrimSpace(c.Peers) == "" {
 		if c.Dev {
-			return []node.Peer{{ID: c.NodeID, RaftAddr: c.RaftAddr, HTTPAddr: c.HTTPAddr}}, nil
+			return []node.Peer{{ID: c.NodeID, RaftAddr: c.RaftAdvertise(), HTTPAddr: c.HTTPAddr}}, nil
 		}
 		return nil, nil
 	}
@@ -145,6 +151,14 @@ func (c Config) PeerList() ([]node.Peer, error) {
 		out = append(out, node.Peer{ID: parts[0], RaftAddr: parts[1], HTTPAddr: parts[2]})
 	}
 	return out, nil
+}
+
+// RaftAdvertise returns the raft address other nodes dial.
+func (c Config) RaftAdvertise() string {
+	if c.RaftAdvertiseAddr != "" {
+		return c.RaftAdvertiseAddr
+	}
+	return c.RaftAddr
 }
 
 // ShouldBootstrap reports whether to bootstrap on first start.

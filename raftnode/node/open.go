@@ -18,9 +18,9 @@ import (
 const retainSnapshots = 3
 
 // Open starts a node with durable storage under dataDir (raft.db for the log
-// and stable store, snapshots/ for snapshots) and a TCP transport on
-// raftAddr.
-func Open(cfg Config, dataDir, raftAddr string) (*Node, error) {
+// and stable store, snapshots/ for snapshots) and a TCP transport bound to
+// raftAddr that other nodes dial at advertiseAddr.
+func Open(cfg Config, dataDir, raftAddr, advertiseAddr string) (*Node, error) {
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("node: data dir: %w", err)
 	}
@@ -34,10 +34,10 @@ func Open(cfg Config, dataDir, raftAddr string) (*Node, error) {
 		bolt.Close()
 		return nil, fmt.Errorf("node: snapshot store: %w", err)
 	}
-	adv, err := net.ResolveTCPAddr("tcp", raftAddr)
+	adv, err := net.ResolveTCPAddr("tcp", advertiseAddr)
 	if err != nil {
 		bolt.Close()
-		return nil, fmt.Errorf("node: raft address %q: %w", raftAddr, err)
+		return nil, fmt.Errorf("node: raft advertise address %q: %w", advertiseAddr, err)
 	}
 	trans, err := raft.NewTCPTransportWithLogger(raftAddr, adv, 3, 10*time.Second, hl)
 	if err != nil {
