@@ -1,0 +1,319 @@
+package consulkv
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+
+	"github.com/hashicorp/consul/api"
+
+	"github.com/masterkv/masterkv/internal/kvstore"
+)
+
+// conflictRounds bounds re-reads after a transaction lost a race with
+// another writer; after that the cluster is reported failed and retried by
+// the caller later.
+const conflictRounds = 3
+
+// errConflict marks a write transaction refused by its check-index or cas
+// operation: another writer changed the cluster since it was read.
+var errConflict = errors.New("concurrent write")
+
+// stored is what Consul holds under one cluster: key -> value and index.
+type stored map[string]storedKV
+
+type storedKV struct {
+	value string
+	index uint64
+}
+
+func (st stored) observed() kvstore.Observed {
+	o := kvstore.Observed{}
+	for k, v := range st {
+		o[k] = v.value
+	}
+	return o
+}
+
+// opsLimit is the configured transaction size clamped to
+// [keys per cluster, MaxTxnOps].
+func (s *Store) opsLimit(keysPerCluster int) int {
+	n := s.maxOps
+	if n < keysPerCluster {
+		n = keysPerCluster
+	}
+	return min(n, MaxTxnOps)
+}
+
+// parallel runs fn(i) for i in [0,n) with at most s.concurrency at once.
+func (s *Store) parallel(n int, fn func(i int)) {
+	sem := make(chan struct{}, s.concurrency)
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			fn(i)
+		}()
+	}
+	wg.Wait()
+}
+
+// pack groups item indices so each group's total size stays within limit.
+// An item is never split: one cluster's keys are never spread over two
+// transactions.
+func pack(sizes []int, limit int) [][]int {
+	var groups [][]int
+	var cur []int
+	total := 0
+	for i, n := range sizes {
+		if n == 0 {
+			continue
+		}
+		if total+n > limit && len(cur) > 0 {
+			groups = append(groups, cur)
+			cur, total = nil, 0
+		}
+		cur = append(cur, i)
+		total += n
+	}
+	if len(cur) > 0 {
+		groups = append(groups, cur)
+	}
+	return groups
+}
+
+// readTxn reads clusters with read transactions of a get on the main key
+// and a get-tree below it per cluster. A get of a missing key fails the
+// whole transaction; Consul names every failing op, so one more round
+// without those gets finishes the read.
+func (s *Store) readTxn(ctx context.Context, clusters []kvstore.Cluster) ([]stored, []error) {
+	out := make([]stored, len(clusters))
+	errs := make([]error, len(clusters))
+	sizes := make([]int, len(clusters))
+	for i := range sizes {
+		sizes[i] = 2
+	}
+	groups := pack(sizes, max(2, s.opsLimit(len(clusters[0].Pairs))/2*2))
+	s.parallel(len(groups), func(g int) {
+		idx := groups[g]
+		sub := make([]kvstore.Cluster, len(idx))
+		for j, i := range idx {
+			sub[j] = clusters[i]
+		}
+		res, err := s.readGroup(ctx, sub)
+		for j, i := range idx {
+			if err != nil {
+				errs[i] = err
+			} else {
+				out[i] = res[j]
+			}
+		}
+	})
+	return out, errs
+}
+
+func (s *Store) readGroup(ctx context.Context, clusters []kvstore.Cluster) ([]stored, error) {
+	skipMain := make([]bool, len(clusters))
+	for round := 0; round < 2; round++ {
+		var ops api.TxnOps
+		owner := []int{}
+		for i, c := range clusters {
+			if !skipMain[i] {
+				ops = append(ops, &api.TxnOp{KV: &api.KVTxnOp{Verb: api.KVGet, Key: c.MainKey()}})
+				owner = append(owner, i)
+			}
+			ops = append(ops, &api.TxnOp{KV: &api.KVTxnOp{Verb: api.KVGetTree, Key: clusterPrefix(c)}})
+			owner = append(owner, -1)
+		}
+		ok, resp, _, err := s.client.Txn().Txn(ops, s.queryOpts(ctx))
+		if err != nil {
+			return nil, fmt.Errorf("consul read txn in %s: %w", s.Name(), err)
+		}
+		if !ok {
+			retry := false
+			for _, e := range resp.Errors {
+				if e.OpIndex < len(owner) && owner[e.OpIndex] >= 0 && strings.Contains(e.What, "doesn't exist") {
+					skipMain[owner[e.OpIndex]] = true
+					retry = true
+					continue
+				}
+				return nil, fmt.Errorf("consul read txn in %s: op %d: %s", s.Name(), e.OpIndex, e.What)
+			}
+			if retry {
+				continue
+			}
+			return nil, fmt.Errorf("consul read txn in %s refused without errors", s.Name())
+		}
+		out := make([]stored, len(clusters))
+		for i := range out {
+			out[i] = stored{}
+		}
+		for _, r := range resp.Results {
+			if r.KV == nil {
+				continue
+			}
+			for i, c := range clusters {
+				if belongs(c, r.KV.Key) {
+					out[i][r.KV.Key] = storedKV{value: string(r.KV.Value), index: r.KV.ModifyIndex}
+				}
+			}
+		}
+		return out, nil
+	}
+	return nil, fmt.Errorf("consul read txn in %s: keys vanished while reading", s.Name())
+}
+
+// plan decides what to write for one cluster given what is stored. It
+// returns the transaction ops, or a final outcome when nothing is to be
+// written (unchanged or stale).
+func plan(c kvstore.Cluster, st stored) (api.TxnOps, *kvstore.Outcome) {
+	epochKey := c.EpochKey()
+	if epochKey != "" {
+		if have, err := kvstore.ParseEpoch(st[epochKey].value); err == nil && have > c.Epoch {
+			return nil, &kvstore.Outcome{Alias: c.Alias, Epoch: c.Epoch, Status: kvstore.Stale}
+		}
+	}
+	var ops api.TxnOps
+	epochChanged := false
+	for _, p := range c.Pairs {
+		cur, exists := st[p.Key]
+		if exists && cur.value == p.Value {
+			continue
+		}
+		if p.Key == epochKey {
+			epochChanged = true
+			continue
+		}
+		ops = append(ops, &api.TxnOp{KV: &api.KVTxnOp{Verb: api.KVSet, Key: p.Key, Value: []byte(p.Value)}})
+	}
+	if len(ops) == 0 && !epochChanged {
+		return nil, &kvstore.Outcome{Alias: c.Alias, Epoch: c.Epoch, Status: kvstore.Unchanged, Keys: len(c.Pairs)}
+	}
+	if epochKey != "" {
+		// The guard: the epoch key must still be what was read. cas with
+		// index 0 means "must not exist yet".
+		// epochChanged is false only when the key exists with our value.
+		guard := &api.KVTxnOp{Verb: api.KVCheckIndex, Key: epochKey, Index: st[epochKey].index}
+		if epochChanged {
+			guard = &api.KVTxnOp{Verb: api.KVCAS, Key: epochKey, Value: []byte(c.Pairs[len(c.Pairs)-1].Value), Index: st[epochKey].index}
+		}
+		ops = append(api.TxnOps{{KV: guard}}, ops...)
+	}
+	return ops, nil
+}
+
+func (s *Store) writeTxn(ctx context.Context, clusters []kvstore.Cluster) []kvstore.Outcome {
+	out := make([]kvstore.Outcome, len(clusters))
+	pending := make([]int, len(clusters))
+	for i := range pending {
+		pending[i] = i
+	}
+	limit := s.opsLimit(len(clusters[0].Pairs))
+	for round := 0; round < conflictRounds && len(pending) > 0; round++ {
+		sub := make([]kvstore.Cluster, len(pending))
+		for j, i := range pending {
+			sub[j] = clusters[i]
+		}
+		st, readErrs := s.readTxn(ctx, sub)
+		ops := make([]api.TxnOps, len(pending))
+		sizes := make([]int, len(pending))
+		for j, i := range pending {
+			if readErrs[j] != nil {
+				out[i] = kvstore.Outcome{Alias: clusters[i].Alias, Epoch: clusters[i].Epoch, Err: readErrs[j]}
+				continue
+			}
+			o, final := plan(clusters[i], st[j])
+			if final != nil {
+				out[i] = *final
+				continue
+			}
+			ops[j], sizes[j] = o, len(o)
+		}
+		groups := pack(sizes, limit)
+		var mu sync.Mutex
+		var again []int
+		s.parallel(len(groups), func(g int) {
+			var txn api.TxnOps
+			for _, j := range groups[g] {
+				txn = append(txn, ops[j]...)
+			}
+			err := s.runWrite(ctx, txn)
+			mu.Lock()
+			defer mu.Unlock()
+			for _, j := range groups[g] {
+				i := pending[j]
+				switch {
+				case errors.Is(err, errConflict):
+					again = append(again, i)
+					out[i] = kvstore.Outcome{Alias: clusters[i].Alias, Epoch: clusters[i].Epoch, Err: err}
+				case err != nil:
+					out[i] = kvstore.Outcome{Alias: clusters[i].Alias, Epoch: clusters[i].Epoch, Err: err}
+				default:
+					out[i] = kvstore.Outcome{Alias: clusters[i].Alias, Epoch: clusters[i].Epoch, Status: kvstore.Written, Keys: countSets(ops[j])}
+				}
+			}
+		})
+		pending = again
+	}
+	return out
+}
+
+func countSets(ops api.TxnOps) int {
+	n := 0
+	for _, op := range ops {
+		if op.KV.Verb == api.KVSet || op.KV.Verb == api.KVCAS {
+			n++
+		}
+	}
+	return n
+}
+
+// runWrite sends one write transaction.
+func (s *Store) runWrite(ctx context.Context, txn api.TxnOps) error {
+	ok, resp, _, err := s.client.Txn().Txn(txn, s.queryOpts(ctx))
+	if err != nil {
+		return fmt.Errorf("consul write txn in %s: %w", s.Name(), err)
+	}
+	if ok {
+		return nil
+	}
+	var whats []string
+	conflict := false
+	for _, e := range resp.Errors {
+		if e.OpIndex < len(txn) {
+			v := txn[e.OpIndex].KV.Verb
+			conflict = conflict || v == api.KVCheckIndex || v == api.KVCAS
+			whats = append(whats, fmt.Sprintf("%s %s: %s", v, txn[e.OpIndex].KV.Key, e.What))
+		}
+	}
+	err = fmt.Errorf("consul write txn in %s refused: %s", s.Name(), strings.Join(whats, "; "))
+	if conflict {
+		return fmt.Errorf("%w: %w", errConflict, err)
+	}
+	return err
+}
+
+// Read returns what Consul holds for each cluster (drift detection). It
+// always reads the server; nothing is cached.
+func (s *Store) Read(ctx context.Context, clusters []kvstore.Cluster) (map[string]kvstore.Observed, error) {
+	out := map[string]kvstore.Observed{}
+	if len(clusters) == 0 {
+		return out, nil
+	}
+	read := s.readTxn
+	if s.provider == ProviderPlain {
+		read = s.readPlain
+	}
+	st, errs := read(ctx, clusters)
+	for i, c := range clusters {
+		if errs[i] != nil {
+			return nil, errs[i]
+		}
+		out[c.Alias] = st[i].observed()
+	}
+	return out, nil
+}

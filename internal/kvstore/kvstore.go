@@ -1,0 +1,133 @@
+// Package kvstore holds what every external store writer shares: the unit of
+// publication (one cluster's pairs at an epoch) and the outcome of writing it.
+//
+// A writer publishes whole clusters, never single keys, and never replaces a
+// stored epoch with a lower one: the epoch guard that makes replays, lagging
+// nodes and racing sweeps harmless.
+package kvstore
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+
+	"github.com/masterkv/masterkv/internal/discovery"
+)
+
+// Cluster is one cluster's pairs at an epoch, as built by discovery.Layout.
+type Cluster struct {
+	Alias string
+	Epoch uint64
+	// Pairs are in layout order; the first is the main key. With the epoch
+	// key enabled the last is <prefix><alias>/epoch.
+	Pairs []discovery.KVPair
+}
+
+// NewCluster builds the publication unit of alias from its committed master.
+func NewCluster(l discovery.Layout, alias string, m discovery.Master, epoch uint64) Cluster {
+	return Cluster{Alias: alias, Epoch: epoch, Pairs: l.Pairs(alias, m, epoch)}
+}
+
+// MainKey returns the cluster's main key.
+func (c Cluster) MainKey() string { return c.Pairs[0].Key }
+
+// Status is what happened to one cluster in one write.
+type Status int
+
+// The statuses.
+const (
+	// Failed: the write did not happen; Err says why. Retry later.
+	Failed Status = iota
+	// Written: at least one key was changed.
+	Written
+	// Unchanged: the store already held every pair.
+	Unchanged
+	// Stale: the store holds a newer epoch; nothing was written, by design.
+	Stale
+)
+
+func (s Status) String() string {
+	switch s {
+	case Written:
+		return "written"
+	case Unchanged:
+		return "unchanged"
+	case Stale:
+		return "stale"
+	}
+	return "failed"
+}
+
+// Outcome is the result of writing one cluster.
+type Outcome struct {
+	Alias  string
+	Epoch  uint64
+	Status Status
+	// Keys counts the keys written (Written) or found equal (Unchanged).
+	Keys int
+	Err  error
+}
+
+// Done reports whether the cluster needs no retry: written, already equal,
+// or superseded by a newer epoch in the store.
+func (o Outcome) Done() bool { return o.Status != Failed }
+
+// Writer publishes clusters to one store (one Consul datacenter, one
+// ZooKeeper ensemble). Write returns one outcome per cluster, in order.
+type Writer interface {
+	Name() string
+	Write(ctx context.Context, clusters []Cluster) []Outcome
+}
+
+// Observed is what a store holds for a cluster: every key under it that the
+// layout knows, with its value. Missing keys are absent from the map.
+type Observed map[string]string
+
+// Reader reads back what a store holds, for drift detection. It reads the
+// store for real every time; no cache.
+type Reader interface {
+	Read(ctx context.Context, clusters []Cluster) (map[string]Observed, error)
+}
+
+// Diff returns the keys of c whose value in o differs or is missing.
+func Diff(c Cluster, o Observed) []string {
+	var out []string
+	for _, p := range c.Pairs {
+		if v, ok := o[p.Key]; !ok || v != p.Value {
+			out = append(out, p.Key)
+		}
+	}
+	return out
+}
+
+// ParseEpoch reads a stored epoch value; an empty or missing value is 0.
+func ParseEpoch(v string) (uint64, error) {
+	if v == "" {
+		return 0, nil
+	}
+	e, err := strconv.ParseUint(v, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("stored epoch %q is not a number: %w", v, err)
+	}
+	return e, nil
+}
+
+// Failures turns every cluster into a failed outcome with err, for a batch
+// that could not be attempted at all.
+func Failures(clusters []Cluster, err error) []Outcome {
+	out := make([]Outcome, len(clusters))
+	for i, c := range clusters {
+		out[i] = Outcome{Alias: c.Alias, Epoch: c.Epoch, Status: Failed, Err: err}
+	}
+	return out
+}
+
+// EpochKey returns the cluster's epoch key, or "" when the layout writes
+// none (strict orchestrator compatibility: then there is no store-side guard).
+func (c Cluster) EpochKey() string {
+	last := c.Pairs[len(c.Pairs)-1].Key
+	if last == c.MainKey()+"/"+discovery.SuffixEpoch {
+		return last
+	}
+	return ""
+}

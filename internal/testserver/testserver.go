@@ -1,0 +1,79 @@
+// Package testserver starts real Consul agents and ZooKeeper servers for
+// integration tests, on free loopback ports with their own data dirs.
+//
+// `make test` builds or installs both first. Without them a test is skipped
+// with a message naming `make test`; with CI=true a missing dependency fails
+// the test instead, so CI can never pass by skipping.
+package testserver
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// missing skips or, in CI, fails the test for an absent dependency.
+func missing(t testing.TB, what string) {
+	t.Helper()
+	msg := fmt.Sprintf("%s is not available; run `make test`, which builds and installs the test servers", what)
+	if os.Getenv("CI") == "true" {
+		t.Fatal(msg + " (CI=true: a missing dependency fails the run)")
+	}
+	t.Skip(msg)
+}
+
+// FreePort returns a loopback TCP port that was free a moment ago.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("free port: %v", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// repoRoot finds the module root by walking up to go.mod.
+func repoRoot() string {
+	dir, err := os.Getwd()
+	if err != nil {
+		return ""
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			if _, err := os.Stat(filepath.Join(dir, "tools")); err == nil {
+				return dir
+			}
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return ""
+		}
+		dir = parent
+	}
+}
+
+// logFile creates a file for a server's output that is printed when the
+// test fails.
+func logFile(t testing.TB, name string) *os.File {
+	t.Helper()
+	f, err := os.Create(filepath.Join(t.TempDir(), name+".log"))
+	if err != nil {
+		t.Fatalf("create %s log: %v", name, err)
+	}
+	t.Cleanup(func() {
+		f.Close()
+		if t.Failed() {
+			if b, err := os.ReadFile(f.Name()); err == nil {
+				tail := b
+				if len(tail) > 4000 {
+					tail = tail[len(tail)-4000:]
+				}
+				t.Logf("--- %s log (tail) ---\n%s", name, tail)
+			}
+		}
+	})
+	return f
+}
