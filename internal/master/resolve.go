@@ -71,6 +71,7 @@ func CheckLoopback(m discovery.Master) error {
 		if err != nil {
 			continue
 		}
+		a = a.Unmap() // ::ffff:0.0.0.0 is unspecified too
 		if a.IsLoopback() || a.IsUnspecified() {
 			return invalid(f.field, "must not be a loopback or unspecified address, got %s (set MASTERKV_ALLOW_LOOPBACK=true to allow)", a)
 		}

@@ -18,37 +18,66 @@ const Prefix = "MASTERKV"
 
 // Config is the raftnode configuration. README.md lists every variable.
 type Config struct {
-	NodeID   string `envconfig:"NODE_ID" default:"node1"`
-	DataDir  string `envconfig:"DATA_DIR" default:"data"`
-	RaftAddr string `envconfig:"RAFT_ADDR" default:"127.0.0.1:7000"`
+	NodeID   string `envconfig:"MASTERKV_NODE_ID" default:"node1"`
+	DataDir  string `envconfig:"MASTERKV_DATA_DIR" default:"data"`
+	RaftAddr string `envconfig:"MASTERKV_RAFT_ADDR" default:"127.0.0.1:7000"`
 	// RaftAdvertiseAddr is the raft address other nodes dial; defaults to
 	// RaftAddr, which must then not be a wildcard address.
-	RaftAdvertiseAddr string `envconfig:"RAFT_ADVERTISE_ADDR"`
-	HTTPAddr          string `envconfig:"HTTP_ADDR" default:"127.0.0.1:8080"`
+	RaftAdvertiseAddr string `envconfig:"MASTERKV_RAFT_ADVERTISE_ADDR"`
+	HTTPAddr          string `envconfig:"MASTERKV_HTTP_ADDR" default:"127.0.0.1:8080"`
 	// Peers is the first membership: id=raftaddr=httpaddr,...
-	Peers     string `envconfig:"PEERS"`
-	Bootstrap bool   `envconfig:"BOOTSTRAP"`
+	Peers     string `envconfig:"MASTERKV_PEERS"`
+	Bootstrap bool   `envconfig:"MASTERKV_BOOTSTRAP"`
 	// Dev runs a single-node group (unless PEERS is set), bootstraps it and
 	// allows running without API tokens.
-	Dev       bool     `envconfig:"DEV"`
-	APITokens []string `envconfig:"API_TOKENS"`
+	Dev       bool     `envconfig:"MASTERKV_DEV"`
+	APITokens []string `envconfig:"MASTERKV_API_TOKENS"`
 
-	KVClusterMasterPrefix string `envconfig:"KV_CLUSTER_MASTER_PREFIX" default:"mysql/master"`
-	WriteEpochKey         bool   `envconfig:"WRITE_EPOCH_KEY" default:"true"`
-	ResolveIPs            bool   `envconfig:"RESOLVE_IPS" default:"true"`
-	AllowLoopback         bool   `envconfig:"ALLOW_LOOPBACK"`
+	KVClusterMasterPrefix string `envconfig:"MASTERKV_KV_CLUSTER_MASTER_PREFIX" default:"mysql/master"`
+	WriteEpochKey         bool   `envconfig:"MASTERKV_WRITE_EPOCH_KEY" default:"true"`
+	ResolveIPs            bool   `envconfig:"MASTERKV_RESOLVE_IPS" default:"true"`
+	AllowLoopback         bool   `envconfig:"MASTERKV_ALLOW_LOOPBACK"`
 
-	SnapshotDelay time.Duration `envconfig:"SNAPSHOT_DELAY" default:"10s"`
-	ApplyTimeout  time.Duration `envconfig:"APPLY_TIMEOUT" default:"10s"`
-	LeaderWait    time.Duration `envconfig:"LEADER_WAIT" default:"5s"`
-	LogLevel      string        `envconfig:"LOG_LEVEL" default:"info"`
-	LogFormat     string        `envconfig:"LOG_FORMAT" default:"text"`
+	SnapshotDelay time.Duration `envconfig:"MASTERKV_SNAPSHOT_DELAY" default:"10s"`
+	ApplyTimeout  time.Duration `envconfig:"MASTERKV_APPLY_TIMEOUT" default:"10s"`
+	LeaderWait    time.Duration `envconfig:"MASTERKV_LEADER_WAIT" default:"5s"`
+	ReceiptTimeout time.Duration `envconfig:"MASTERKV_RECEIPT_TIMEOUT" default:"5s"`
+	WaitAllTimeout time.Duration `envconfig:"MASTERKV_WAIT_ALL_TIMEOUT" default:"10s"`
+
+	// Consul: empty address means no Consul.
+	ConsulAddress              string        `envconfig:"MASTERKV_CONSUL_ADDRESS"`
+	ConsulScheme               string        `envconfig:"MASTERKV_CONSUL_SCHEME" default:"http"`
+	ConsulACLToken             string        `envconfig:"MASTERKV_CONSUL_ACL_TOKEN"`
+	ConsulDatacenter           string        `envconfig:"MASTERKV_CONSUL_DATACENTER"`
+	ConsulKVStoreProvider      string        `envconfig:"MASTERKV_CONSUL_KV_STORE_PROVIDER" default:"consul"`
+	ConsulMaxKVsPerTransaction int           `envconfig:"MASTERKV_CONSUL_MAX_KVS_PER_TRANSACTION"`
+	ConsulCAFile               string        `envconfig:"MASTERKV_CONSUL_CA_FILE"`
+	ConsulCertFile             string        `envconfig:"MASTERKV_CONSUL_CERT_FILE"`
+	ConsulKeyFile              string        `envconfig:"MASTERKV_CONSUL_KEY_FILE"`
+	ConsulTLSServerName        string        `envconfig:"MASTERKV_CONSUL_TLS_SERVER_NAME"`
+	ConsulTimeout              time.Duration `envconfig:"MASTERKV_CONSUL_TIMEOUT" default:"5s"`
+
+	// ZooKeeper: empty address means no ZooKeeper.
+	ZKAddress string        `envconfig:"MASTERKV_ZK_ADDRESS"`
+	ZKChroot  string        `envconfig:"MASTERKV_ZK_CHROOT"`
+	ZKAuth    string        `envconfig:"MASTERKV_ZK_AUTH"`
+	ZKTimeout time.Duration `envconfig:"MASTERKV_ZK_TIMEOUT" default:"5s"`
+
+	StoreRetryMax      time.Duration `envconfig:"MASTERKV_STORE_RETRY_MAX" default:"30s"`
+	DriftCheckInterval time.Duration `envconfig:"MASTERKV_DRIFT_CHECK_INTERVAL" default:"1m"`
+	DriftRepair        bool          `envconfig:"MASTERKV_DRIFT_REPAIR"`
+
+	LogLevel      string        `envconfig:"MASTERKV_LOG_LEVEL" default:"info"`
+	LogFormat     string        `envconfig:"MASTERKV_LOG_FORMAT" default:"text"`
 }
 
 // Load reads the environment and validates the result.
 func Load() (Config, error) {
 	var c Config
-	if err := envconfig.Process(Prefix, &c); err != nil {
+	// Tags carry the full names and the prefix is empty: with a prefix,
+	// envconfig falls back to the bare name (DEV, API_TOKENS ...) and a
+	// variable meant for another program would configure this one.
+	if err := envconfig.Process("", &c); err != nil {
 		return Config{}, fmt.Errorf("config: %w", err)
 	}
 	c.APITokens = nonEmpty(c.APITokens)
@@ -108,10 +137,19 @@ func (c Config) Validate() error {
 		name string
 		v    time.Duration
 		min  time.Duration
-	}{{"SNAPSHOT_DELAY", c.SnapshotDelay, 0}, {"APPLY_TIMEOUT", c.ApplyTimeout, time.Millisecond}, {"LEADER_WAIT", c.LeaderWait, 0}} {
+	}{
+		{"SNAPSHOT_DELAY", c.SnapshotDelay, 0}, {"APPLY_TIMEOUT", c.ApplyTimeout, time.Millisecond},
+		{"LEADER_WAIT", c.LeaderWait, 0}, {"RECEIPT_TIMEOUT", c.ReceiptTimeout, time.Millisecond},
+		{"WAIT_ALL_TIMEOUT", c.WaitAllTimeout, time.Millisecond}, {"CONSUL_TIMEOUT", c.ConsulTimeout, time.Millisecond},
+		{"ZK_TIMEOUT", c.ZKTimeout, time.Millisecond}, {"STORE_RETRY_MAX", c.StoreRetryMax, time.Millisecond},
+		{"DRIFT_CHECK_INTERVAL", c.DriftCheckInterval, 0},
+	} {
 		if d.v < d.min {
 			return varErr(d.name, "must be at least %s, got %s", d.min, d.v)
 		}
+	}
+	if err := c.validateStores(); err != nil {
+		return err
 	}
 	switch strings.ToLower(c.LogLevel) {
 	case "debug", "info", "warn", "error":
@@ -139,8 +177,9 @@ func (c Config) PeerList() ([]node.Peer, error) {
 		if len(parts) != 3 || parts[0] == "" {
 			return nil, varErr("PEERS", "entry %q must be id=raftaddr=httpaddr", item)
 		}
-		for _, a := range parts[1:] {
-			if _, _, err := net.SplitHostPort(strings.TrimPrefix(strings.TrimPrefix(a, "http://"), "https://")); err != nil {
+		httpHost := strings.TrimPrefix(strings.TrimPrefix(parts[2], "http://"), "https://")
+		for _, a := range []string{parts[1], httpHost} {
+			if _, _, err := net.SplitHostPort(a); err != nil {
 				return nil, varErr("PEERS", "entry %q: %q must be host:port", item, a)
 			}
 		}
@@ -162,4 +201,31 @@ func (c Config) RaftAdvertise() string {
 }
 
 // ShouldBootstrap reports whether to bootstrap on first start.
-func (c Config) ShouldBootstrap() bool { return c.Bootstrap || (c.Dev && c.Peers == "") }
+func (c Config) ShouldBootstrap() bool {
+	return c.Bootstrap || (c.Dev && strings.TrimSpace(c.Peers) == "")
+}
+
+func (c Config) validateStores() error {
+	if c.ConsulScheme != "http" && c.ConsulScheme != "https" {
+		return varErr("CONSUL_SCHEME", "must be http or https, got %q", c.ConsulScheme)
+	}
+	switch c.ConsulKVStoreProvider {
+	case "consul", "consul-txn", "consul_txn":
+	default:
+		return varErr("CONSUL_KV_STORE_PROVIDER", "must be consul or consul-txn, got %q", c.ConsulKVStoreProvider)
+	}
+	if c.ConsulMaxKVsPerTransaction < 0 {
+		return varErr("CONSUL_MAX_KVS_PER_TRANSACTION", "must not be negative, got %d", c.ConsulMaxKVsPerTransaction)
+	}
+	if (c.ConsulCertFile == "") != (c.ConsulKeyFile == "") {
+		return varErr("CONSUL_CERT_FILE", "and %s_CONSUL_KEY_FILE must be set together", Prefix)
+	}
+	if c.ZKAuth != "" && !strings.Contains(c.ZKAuth, ":") {
+		// Never echo the value: it is a secret.
+		return varErr("ZK_AUTH", "must be user:password")
+	}
+	if c.ZKChroot != "" && !strings.HasPrefix(c.ZKChroot, "/") {
+		return varErr("ZK_CHROOT", "must start with '/', got %q", c.ZKChroot)
+	}
+	return nil
+}

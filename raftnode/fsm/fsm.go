@@ -52,6 +52,9 @@ type FSM struct {
 	idOrder []*seenID // by SeenAt, oldest first, for expiry
 	clock   int64     // largest command At applied, Unix ms
 	restore uint64    // number of Restore calls, for tests and status
+
+	watchMu  sync.Mutex
+	watchers []chan struct{}
 }
 
 var _ raft.FSM = (*FSM)(nil)
@@ -72,8 +75,35 @@ func (f *FSM) Apply(l *raft.Log) any {
 		panic(fmt.Sprintf("fsm: entry %d: %v", l.Index, err))
 	}
 	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.apply(l.Index, c)
+	res := f.apply(l.Index, c)
+	f.mu.Unlock()
+	if len(res.Records) > 0 && !res.Duplicate {
+		f.notify()
+	}
+	return res
+}
+
+// Watch returns a channel that receives a signal after every Apply that
+// changed records and after every Restore. Signals coalesce: a watcher
+// reads the current state when woken, so it never needs them all.
+func (f *FSM) Watch() <-chan struct{} {
+	ch := make(chan struct{}, 1)
+	f.watchMu.Lock()
+	f.watchers = append(f.watchers, ch)
+	f.watchMu.Unlock()
+	return ch
+}
+
+// notify wakes every watcher without blocking Apply.
+func (f *FSM) notify() {
+	f.watchMu.Lock()
+	defer f.watchMu.Unlock()
+	for _, ch := range f.watchers {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
 }
 
 func (f *FSM) apply(index uint64, c command.Command) Result {
@@ -201,6 +231,11 @@ func (f *FSM) Lookup(c command.Command) (res Result, ok bool, err error) {
 	}
 	f.mu.RLock()
 	defer f.mu.RUnlock()
+	// Expiry runs in Apply; a key past its TTL on the clock Apply will use
+	// for c is already unknown to it, so it is unknown here too.
+	if s, ok := f.ids[c.ID]; ok && s.SeenAt <= max(f.clock, c.At)-IDTTL.Milliseconds() {
+		return Result{}, false, nil
+	}
 	r, ok, e := f.lookupLocked(c.ID, command.Fingerprint(c))
 	if e != nil {
 		return Result{}, false, e
@@ -285,8 +320,9 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 		order = append(order, s)
 	}
 	f.mu.Lock()
-	defer f.mu.Unlock()
 	f.records, f.ids, f.idOrder, f.clock = records, ids, order, st.Clock
 	f.restore++
+	f.mu.Unlock()
+	f.notify()
 	return nil
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/masterkv/masterkv/internal/master"
 	"github.com/masterkv/masterkv/raftnode/fsm"
 	"github.com/masterkv/masterkv/raftnode/node"
+	"github.com/masterkv/masterkv/raftnode/publish"
 )
 
 // receipt answers a committed failover.
@@ -22,6 +23,10 @@ type receipt struct {
 	Pairs     []discovery.KVPair `json:"pairs"`
 	ID        string             `json:"id,omitempty"`
 	Duplicate bool               `json:"duplicate,omitempty"`
+	// Stores is the outcome in each of the answering node's stores.
+	Stores map[string]string `json:"stores,omitempty"`
+	// Nodes is, with ?wait=all, whether each other node applied it.
+	Nodes map[string]string `json:"nodes,omitempty"`
 }
 
 // recordView is a record as the read API shows it.
@@ -111,10 +116,15 @@ func (s *Server) failover(w http.ResponseWriter, r *http.Request) {
 	}
 	rec := res.Records[0]
 	s.log.Info("failover committed", "cluster", rec.Cluster, "master", rec.Master.HostPort(), "epoch", rec.Epoch, "duplicate", res.Duplicate)
-	writeJSON(w, http.StatusOK, receipt{
+	rc := receipt{
 		Cluster: rec.Cluster, Master: rec.Master.HostPort(), Epoch: rec.Epoch,
 		Pairs: s.opts.Layout.Pairs(rec.Cluster, rec.Master, rec.Epoch), ID: id, Duplicate: res.Duplicate,
-	})
+		Stores: s.storeOutcomes(r.Context(), res.Records),
+	}
+	if r.URL.Query().Get("wait") == "all" {
+		rc.Nodes = s.waitAll(r.Context(), r, rec.Cluster, rec.Epoch)
+	}
+	writeJSON(w, http.StatusOK, rc)
 }
 
 // resolveWorkers bounds concurrent DNS lookups of one populate batch.
@@ -192,11 +202,13 @@ func (s *Server) completeAll(ctx context.Context, entries []command.Entry) error
 	return errors.Join(errs...)
 }
 
-// orchestratorResponse is orchestrator's API response shape.
+// orchestratorResponse is orchestrator's API response shape, plus the
+// outcome per store of the answering node (ignored by orchestrator-client).
 type orchestratorResponse struct {
 	Code    string
 	Message string
 	Details any
+	Stores  map[string]string `json:",omitempty"`
 }
 
 // submit is orchestrator's submit-masters-to-kv-stores: it re-commits all
@@ -244,6 +256,7 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) {
 	s.log.Info("submit committed", "cluster", alias, "masters", len(res.Records), "index", res.Index)
 	writeJSON(w, http.StatusOK, orchestratorResponse{
 		Code: "OK", Message: fmt.Sprintf("Submitted %d masters", len(res.Records)), Details: details,
+		Stores: s.storeOutcomes(r.Context(), res.Records),
 	})
 }
 
@@ -271,6 +284,16 @@ func (s *Server) getMaster(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, s.view(rec))
 }
 
+// statusView is GET /v1/status: the raft view and each store's state.
+type statusView struct {
+	node.Status
+	Stores []publish.Status `json:"stores"`
+}
+
 func (s *Server) status(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, s.node.Status())
+	v := statusView{Status: s.node.Status(), Stores: []publish.Status{}}
+	for _, p := range s.opts.Publishers {
+		v.Stores = append(v.Stores, p.Status())
+	}
+	writeJSON(w, http.StatusOK, v)
 }

@@ -51,6 +51,12 @@ type Options struct {
 	LeaderWait time.Duration
 	// Client forwards writes to the leader.
 	Client *http.Client
+	// Publishers are this node's external stores, for receipts and status.
+	Publishers []Publisher
+	// ReceiptTimeout bounds how long a write waits for this node's stores.
+	ReceiptTimeout time.Duration
+	// WaitAllTimeout bounds ?wait=all, the wait for every node's stores.
+	WaitAllTimeout time.Duration
 	// Now is the clock stamped into commands.
 	Now    func() time.Time
 	Logger *slog.Logger
@@ -80,6 +86,12 @@ func New(n Node, m Masters, opts Options) *Server {
 	if opts.LeaderWait <= 0 {
 		opts.LeaderWait = 5 * time.Second
 	}
+	if opts.ReceiptTimeout <= 0 {
+		opts.ReceiptTimeout = 5 * time.Second
+	}
+	if opts.WaitAllTimeout <= 0 {
+		opts.WaitAllTimeout = 10 * time.Second
+	}
 	s := &Server{node: n, masters: m, opts: opts, log: opts.Logger, mux: http.NewServeMux()}
 	for _, t := range opts.Tokens {
 		s.tokens = append(s.tokens, sha256.Sum256([]byte(t)))
@@ -96,6 +108,7 @@ func (s *Server) routes() {
 	s.handle("POST /v1/populate", s.populate)
 	s.handle("GET /v1/masters", s.listMasters)
 	s.handle("GET /v1/masters/{alias}", s.getMaster)
+	s.handle("GET /v1/masters/{alias}/applied", s.applied)
 	s.handle("GET /v1/status", s.status)
 	for _, m := range []string{"GET", "POST"} {
 		s.handle(m+" /api/submit-masters-to-kv-stores", s.submit)

@@ -1,0 +1,233 @@
+package master_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"testing"
+
+	"github.com/masterkv/masterkv/internal/discovery"
+	"github.com/masterkv/masterkv/internal/master"
+)
+
+// fakeResolver stands for DNS: it answers from a fixed table and records
+// the lookups it was asked for.
+type fakeResolver struct {
+	addrs map[string][]netip.Addr
+	err   error
+	calls []string
+}
+
+var _ master.Resolver = (*fakeResolver)(nil)
+
+func (r *fakeResolver) LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error) {
+	r.calls = append(r.calls, network+" "+host)
+	if _, ok := ctx.Deadline(); !ok {
+		return nil, errors.New("fake resolver: lookup without a deadline")
+	}
+	if r.err != nil {
+		return nil, r.err
+	}
+	a, ok := r.addrs[host]
+	if !ok {
+		return nil, fmt.Errorf("fake resolver: no such host %s", host)
+	}
+	return a, nil
+}
+
+func addrs(ss ...string) []netip.Addr {
+	out := make([]netip.Addr, 0, len(ss))
+	for _, s := range ss {
+		out = append(out, netip.MustParseAddr(s))
+	}
+	return out
+}
+
+func TestComplete(t *testing.T) {
+	table := map[string][]netip.Addr{
+		"db1":       addrs("10.0.0.5", "fd00::5", "10.0.0.6", "fd00::6"),
+		"v6first":   addrs("fd00::7", "10.0.0.7"),
+		"only4":     addrs("10.0.0.8", "10.0.0.9"),
+		"only6":     addrs("fd00::9"),
+		"mapped":    addrs("::ffff:10.0.0.10", "10.0.0.11"),
+		"zoned":     {netip.MustParseAddr("fe80::1%eth0")},
+		"no-answer": {},
+	}
+	tests := []struct {
+		name      string
+		resolver  *fakeResolver
+		nilRes    bool
+		in        discovery.Master
+		want      discovery.Master
+		wantCalls []string
+	}{
+		{
+			name: "ipv4 given", resolver: &fakeResolver{addrs: table},
+			in:   discovery.Master{Host: "db1", Port: 3306, IPv4: "192.0.2.1"},
+			want: discovery.Master{Host: "db1", Port: 3306, IPv4: "192.0.2.1"},
+		},
+		{
+			name: "ipv6 given", resolver: &fakeResolver{addrs: table},
+			in:   discovery.Master{Host: "db1", Port: 3306, IPv6: "2001:db8::1"},
+			want: discovery.Master{Host: "db1", Port: 3306, IPv6: "2001:db8::1"},
+		},
+		{
+			name: "both given", resolver: &fakeResolver{addrs: table},
+			in:   discovery.Master{Host: "10.0.0.1", Port: 3306, IPv4: "192.0.2.1", IPv6: "2001:db8::1"},
+			want: discovery.Master{Host: "10.0.0.1", Port: 3306, IPv4: "192.0.2.1", IPv6: "2001:db8::1"},
+		},
+		{
+			name: "ipv4 literal host", resolver: &fakeResolver{addrs: table},
+			in:   discovery.Master{Host: "10.0.0.1", Port: 3306},
+			want: discovery.Master{Host: "10.0.0.1", Port: 3306, IPv4: "10.0.0.1"},
+		},
+		{
+			name: "ipv6 literal host", resolver: &fakeResolver{addrs: table},
+			in:   discovery.Master{Host: "fd00::1", Port: 3306},
+			want: discovery.Master{Host: "fd00::1", Port: 3306, IPv6: "fd00::1"},
+		},
+		{
+			name: "ipv4-mapped literal host fills ipv4", resolver: &fakeResolver{addrs: table},
+			in:   discovery.Master{Host: "::ffff:10.0.0.1", Port: 3306},
+			want: discovery.Master{Host: "::ffff:10.0.0.1", Port: 3306, IPv4: "10.0.0.1"},
+		},
+		{
+			name: "literal host with nil resolver", nilRes: true,
+			in:   discovery.Master{Host: "10.0.0.1", Port: 3306},
+			want: discovery.Master{Host: "10.0.0.1", Port: 3306, IPv4: "10.0.0.1"},
+		},
+		{
+			name: "name, first of each family wins", resolver: &fakeResolver{addrs: table},
+			in:        discovery.Master{Host: "db1", Port: 3306},
+			want:      discovery.Master{Host: "db1", Port: 3306, IPv4: "10.0.0.5", IPv6: "fd00::5"},
+			wantCalls: []string{"ip db1"},
+		},
+		{
+			name: "name, ipv6 answered first", resolver: &fakeResolver{addrs: table},
+			in:        discovery.Master{Host: "v6first", Port: 3306},
+			want:      discovery.Master{Host: "v6first", Port: 3306, IPv4: "10.0.0.7", IPv6: "fd00::7"},
+			wantCalls: []string{"ip v6first"},
+		},
+		{
+			name: "name with only ipv4", resolver: &fakeResolver{addrs: table},
+			in:        discovery.Master{Host: "only4", Port: 3306},
+			want:      discovery.Master{Host: "only4", Port: 3306, IPv4: "10.0.0.8"},
+			wantCalls: []string{"ip only4"},
+		},
+		{
+			name: "name with only ipv6", resolver: &fakeResolver{addrs: table},
+			in:        discovery.Master{Host: "only6", Port: 3306},
+			want:      discovery.Master{Host: "only6", Port: 3306, IPv6: "fd00::9"},
+			wantCalls: []string{"ip only6"},
+		},
+		{
+			name: "mapped answer counts as ipv4", resolver: &fakeResolver{addrs: table},
+			in:        discovery.Master{Host: "mapped", Port: 3306},
+			want:      discovery.Master{Host: "mapped", Port: 3306, IPv4: "10.0.0.10"},
+			wantCalls: []string{"ip mapped"},
+		},
+		{
+			name: "zone dropped", resolver: &fakeResolver{addrs: table},
+			in:        discovery.Master{Host: "zoned", Port: 3306},
+			want:      discovery.Master{Host: "zoned", Port: 3306, IPv6: "fe80::1"},
+			wantCalls: []string{"ip zoned"},
+		},
+		{
+			name: "empty answer", resolver: &fakeResolver{addrs: table},
+			in:        discovery.Master{Host: "no-answer", Port: 3306},
+			want:      discovery.Master{Host: "no-answer", Port: 3306},
+			wantCalls: []string{"ip no-answer"},
+		},
+		{
+			name: "resolver error leaves both empty", resolver: &fakeResolver{addrs: table, err: errors.New("servfail")},
+			in:        discovery.Master{Host: "db1", Port: 3306},
+			want:      discovery.Master{Host: "db1", Port: 3306},
+			wantCalls: []string{"ip db1"},
+		},
+		{
+			name: "unknown name leaves both empty", resolver: &fakeResolver{addrs: table},
+			in:        discovery.Master{Host: "nxdomain", Port: 3306},
+			want:      discovery.Master{Host: "nxdomain", Port: 3306},
+			wantCalls: []string{"ip nxdomain"},
+		},
+		{
+			name: "nil resolver leaves both empty", nilRes: true,
+			in:   discovery.Master{Host: "db1", Port: 3306},
+			want: discovery.Master{Host: "db1", Port: 3306},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var r master.Resolver
+			if !tt.nilRes {
+				r = tt.resolver
+			}
+			got := master.Complete(context.Background(), r, tt.in)
+			if got != tt.want {
+				t.Errorf("Complete(%+v) = %+v, want %+v", tt.in, got, tt.want)
+			}
+			if tt.resolver != nil && fmt.Sprint(tt.resolver.calls) != fmt.Sprint(tt.wantCalls) {
+				t.Errorf("resolver calls = %q, want %q", tt.resolver.calls, tt.wantCalls)
+			}
+		})
+	}
+}
+
+func TestCompleteCanceledContext(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	r := &ctxResolver{}
+	in := discovery.Master{Host: "db1", Port: 3306}
+	if got := master.Complete(ctx, r, in); got != in {
+		t.Errorf("Complete(canceled ctx) = %+v, want %+v unchanged", got, in)
+	}
+	if r.calls != 1 {
+		t.Errorf("resolver called %d times, want 1", r.calls)
+	}
+}
+
+// ctxResolver fails as a real resolver does when its context is done.
+type ctxResolver struct{ calls int }
+
+func (r *ctxResolver) LookupNetIP(ctx context.Context, _, _ string) ([]netip.Addr, error) {
+	r.calls++
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return addrs("10.0.0.5"), nil
+}
+
+func TestCheckLoopback(t *testing.T) {
+	tests := []struct {
+		name      string
+		m         discovery.Master
+		wantField string
+	}{
+		{"name", discovery.Master{Host: "db1.example.com", IPv4: "10.0.0.5", IPv6: "fd00::5"}, ""},
+		{"public ipv4 host", discovery.Master{Host: "192.0.2.10"}, ""},
+		{"ipv6 host", discovery.Master{Host: "2001:db8::10"}, ""},
+		{"name containing localhost", discovery.Master{Host: "localhost-db.example.com"}, ""},
+		{"128.0.0.1 is not loopback", discovery.Master{Host: "128.0.0.1"}, ""},
+		{"localhost", discovery.Master{Host: "localhost"}, "host"},
+		{"localhost uppercase", discovery.Master{Host: "LocalHost"}, "host"},
+		{"localhost with dot", discovery.Master{Host: "localhost."}, "host"},
+		{"127.0.0.1 host", discovery.Master{Host: "127.0.0.1"}, "host"},
+		{"127.0.1.1 host", discovery.Master{Host: "127.0.1.1"}, "host"},
+		{"::1 host", discovery.Master{Host: "::1"}, "host"},
+		{"0.0.0.0 host", discovery.Master{Host: "0.0.0.0"}, "host"},
+		{":: host", discovery.Master{Host: "::"}, "host"},
+		{"mapped loopback host", discovery.Master{Host: "::ffff:127.0.0.1"}, "host"},
+		{"mapped unspecified host", discovery.Master{Host: "::ffff:0.0.0.0", IPv4: "10.0.0.5"}, "host"},
+		{"127.0.0.1 ipv4", discovery.Master{Host: "db1", IPv4: "127.0.0.1"}, "ipv4"},
+		{"127.0.1.1 ipv4", discovery.Master{Host: "db1", IPv4: "127.0.1.1", IPv6: "fd00::5"}, "ipv4"},
+		{"0.0.0.0 ipv4", discovery.Master{Host: "db1", IPv4: "0.0.0.0"}, "ipv4"},
+		{"::1 ipv6", discovery.Master{Host: "db1", IPv4: "10.0.0.5", IPv6: "::1"}, "ipv6"},
+		{":: ipv6", discovery.Master{Host: "db1", IPv6: "::"}, "ipv6"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			checkField(t, fmt.Sprintf("CheckLoopback(%+v)", tt.m), master.CheckLoopback(tt.m), tt.wantField)
+		})
+	}
+}

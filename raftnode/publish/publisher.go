@@ -1,0 +1,214 @@
+// Package publish keeps one external store (a ZooKeeper ensemble, a Consul
+// datacenter) in line with the committed master records of this node.
+//
+// It runs outside raft's Apply: it reads committed records from the FSM and
+// writes the clusters whose epoch is newer than what the store last
+// confirmed, retrying failed writes with capped backoff until they succeed.
+// Each store has its own Publisher, so a failing store never blocks another.
+package publish
+
+import (
+	"context"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/masterkv/masterkv/internal/discovery"
+	"github.com/masterkv/masterkv/internal/kvstore"
+	"github.com/masterkv/masterkv/raftnode/fsm"
+)
+
+// Source is the committed state: the FSM.
+type Source interface {
+	Records() []fsm.Record
+	Watch() <-chan struct{}
+}
+
+var _ Source = (*fsm.FSM)(nil)
+
+// Store is a writer that can also read back, for drift checks.
+type Store interface {
+	kvstore.Writer
+	kvstore.Reader
+}
+
+// Config tunes a publisher.
+type Config struct {
+	Layout discovery.Layout
+	// Ready gates the first write after start: until it returns true the
+	// node may still be replaying an old log, and publishing would expose
+	// an intermediate (stale) master. nil means always ready.
+	Ready func() bool
+	// RetryMin and RetryMax bound the backoff after a failed write.
+	RetryMin, RetryMax time.Duration
+	// BatchSize is the most clusters handed to one Write.
+	BatchSize int
+	// DriftInterval is how often the store is read back and compared with
+	// the committed state; 0 turns drift checks off.
+	DriftInterval time.Duration
+	// DriftRepair rewrites drifted clusters instead of only reporting them.
+	DriftRepair bool
+	Logger      *slog.Logger
+	// Now is the clock for status timestamps.
+	Now func() time.Time
+}
+
+// Publisher pushes committed records to one store.
+type Publisher struct {
+	store Store
+	src   Source
+	cfg   Config
+	log   *slog.Logger
+
+	mu       sync.Mutex
+	applied  map[string]uint64  // epoch the store confirmed per cluster
+	attempts map[string]attempt // last outcome per cluster
+	changed  chan struct{}      // closed and replaced after every batch
+	status   Status
+	force    map[string]bool // drifted clusters to rewrite
+}
+
+type attempt struct {
+	epoch   uint64
+	outcome kvstore.Outcome
+}
+
+// New returns a publisher of src into store; Run starts it.
+func New(store Store, src Source, cfg Config) *Publisher {
+	if cfg.RetryMin <= 0 {
+		cfg.RetryMin = 100 * time.Millisecond
+	}
+	if cfg.RetryMax < cfg.RetryMin {
+		cfg.RetryMax = 30 * time.Second
+	}
+	if cfg.BatchSize <= 0 {
+		cfg.BatchSize = 1000
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Publisher{
+		store: store, src: src, cfg: cfg,
+		log:      cfg.Logger.With("store", store.Name()),
+		applied:  map[string]uint64{},
+		attempts: map[string]attempt{},
+		changed:  make(chan struct{}),
+		status:   Status{Store: store.Name()},
+		force:    map[string]bool{},
+	}
+}
+
+// Name is the store's name.
+func (p *Publisher) Name() string { return p.store.Name() }
+
+// Run publishes until ctx ends.
+func (p *Publisher) Run(ctx context.Context) {
+	watch := p.src.Watch()
+	backoff := p.cfg.RetryMin
+	var drift <-chan time.Time
+	if p.cfg.DriftInterval > 0 {
+		t := time.NewTicker(p.cfg.DriftInterval)
+		defer t.Stop()
+		drift = t.C
+	}
+	wait := time.NewTimer(0)
+	defer wait.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-watch:
+		case <-wait.C:
+		case <-drift:
+			if p.ready() {
+				p.checkDrift(ctx)
+			}
+		}
+		if !p.ready() {
+			wait.Reset(50 * time.Millisecond)
+			continue
+		}
+		more, failed := p.publishOnce(ctx)
+		switch {
+		case failed:
+			wait.Reset(backoff)
+			backoff = min(2*backoff, p.cfg.RetryMax)
+		case more:
+			backoff = p.cfg.RetryMin
+			wait.Reset(0)
+		default:
+			backoff = p.cfg.RetryMin
+		}
+	}
+}
+
+func (p *Publisher) ready() bool { return p.cfg.Ready == nil || p.cfg.Ready() }
+
+// dirty returns the records the store has not confirmed, newest epoch
+// first, so a failover is not queued behind a bulk submit.
+func (p *Publisher) dirty() []fsm.Record {
+	recs := p.src.Records()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []fsm.Record
+	for _, r := range recs {
+		if r.Epoch > p.applied[r.Cluster] || p.force[r.Cluster] {
+			out = append(out, r)
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Epoch > out[j].Epoch })
+	p.status.Backlog = len(out)
+	return out
+}
+
+// publishOnce writes one batch of dirty clusters. It reports whether more
+// are waiting and whether any write failed.
+func (p *Publisher) publishOnce(ctx context.Context) (more, failed bool) {
+	dirty := p.dirty()
+	if len(dirty) == 0 {
+		return false, false
+	}
+	batch := dirty[:min(len(dirty), p.cfg.BatchSize)]
+	clusters := make([]kvstore.Cluster, len(batch))
+	for i, r := range batch {
+		clusters[i] = kvstore.NewCluster(p.cfg.Layout, r.Cluster, r.Master, r.Epoch)
+	}
+	start := p.cfg.Now()
+	outs := p.store.Write(ctx, clusters)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, o := range outs {
+		p.attempts[o.Alias] = attempt{epoch: o.Epoch, outcome: o}
+		p.status.count(o)
+		if !o.Done() {
+			failed = true
+			p.status.LastError, p.status.LastErrorAt = o.Err.Error(), p.cfg.Now()
+			continue
+		}
+		delete(p.force, o.Alias)
+		if o.Epoch > p.applied[o.Alias] {
+			p.applied[o.Alias] = o.Epoch
+		}
+		if o.Epoch > p.status.AppliedEpoch {
+			p.status.AppliedEpoch = o.Epoch
+		}
+		if o.Status == kvstore.Stale {
+			p.log.Warn("store holds a newer epoch; left it alone", "cluster", o.Alias, "epoch", o.Epoch)
+		}
+	}
+	p.status.LastWriteAt = p.cfg.Now()
+	p.status.Backlog = len(dirty) - len(batch)
+	if failed {
+		p.status.Backlog = len(dirty)
+		p.log.Warn("store write failed; will retry", "clusters", len(batch), "err", p.status.LastError)
+	} else {
+		p.log.Debug("store written", "clusters", len(batch), "duration", p.cfg.Now().Sub(start))
+	}
+	close(p.changed)
+	p.changed = make(chan struct{})
+	return len(dirty) > len(batch), failed
+}

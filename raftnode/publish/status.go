@@ -1,0 +1,86 @@
+package publish
+
+import (
+	"context"
+	"time"
+
+	"github.com/masterkv/masterkv/internal/kvstore"
+)
+
+// Status is what /v1/status shows of one store on one node.
+type Status struct {
+	Store string `json:"store"`
+	// AppliedEpoch is the highest epoch this store confirmed.
+	AppliedEpoch uint64    `json:"applied_epoch"`
+	Backlog      int       `json:"backlog"`
+	LastWriteAt  time.Time `json:"last_write_at,omitzero"`
+	LastError    string    `json:"last_error,omitempty"`
+	LastErrorAt  time.Time `json:"last_error_at,omitzero"`
+	Written      uint64    `json:"written"`
+	Unchanged    uint64    `json:"unchanged"`
+	Stale        uint64    `json:"stale"`
+	Failed       uint64    `json:"failed"`
+	// Drift lists clusters whose stored keys differ from the committed
+	// state at the last check.
+	Drift          []string  `json:"drift,omitempty"`
+	DriftCheckedAt time.Time `json:"drift_checked_at,omitzero"`
+}
+
+func (s *Status) count(o kvstore.Outcome) {
+	switch o.Status {
+	case kvstore.Written:
+		s.Written++
+	case kvstore.Unchanged:
+		s.Unchanged++
+	case kvstore.Stale:
+		s.Stale++
+	default:
+		s.Failed++
+	}
+}
+
+// Status returns a copy of the store's status.
+func (p *Publisher) Status() Status {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	s := p.status
+	s.Drift = append([]string(nil), s.Drift...)
+	return s
+}
+
+// Applied returns the epoch the store confirmed for alias.
+func (p *Publisher) Applied(alias string) uint64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.applied[alias]
+}
+
+// Wait blocks until the store has attempted alias at epoch or later, or
+// ctx ends, and returns the outcome: "ok", "stale: ..." or "error: ...", or
+// "pending" when ctx ended first.
+func (p *Publisher) Wait(ctx context.Context, alias string, epoch uint64) string {
+	for {
+		p.mu.Lock()
+		a, ok := p.attempts[alias]
+		ch := p.changed
+		p.mu.Unlock()
+		if ok && a.epoch >= epoch {
+			return describe(a.outcome)
+		}
+		select {
+		case <-ctx.Done():
+			return "pending"
+		case <-ch:
+		}
+	}
+}
+
+func describe(o kvstore.Outcome) string {
+	switch o.Status {
+	case kvstore.Written, kvstore.Unchanged:
+		return "ok"
+	case kvstore.Stale:
+		return "stale: the store holds a newer epoch"
+	}
+	return "error: " + o.Err.Error()
+}
