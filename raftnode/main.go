@@ -56,17 +56,29 @@ func run() error {
 	}
 	defer n.Close()
 
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	layout := discovery.NewLayout(cfg.KVClusterMasterPrefix, cfg.WriteEpochKey)
+	pubs, closeStores, err := startPublishers(ctx, cfg, n, layout, log)
+	if err != nil {
+		return err
+	}
+	defer closeStores()
+
 	var resolver master.Resolver
 	if cfg.ResolveIPs {
 		resolver = net.DefaultResolver
 	}
 	api := httpapi.New(n, n.Store(), httpapi.Options{
-		Layout:        discovery.NewLayout(cfg.KVClusterMasterPrefix, cfg.WriteEpochKey),
-		Tokens:        cfg.APITokens,
-		Resolver:      resolver,
-		AllowLoopback: cfg.AllowLoopback,
-		LeaderWait:    cfg.LeaderWait,
-		Logger:        log,
+		Layout:         layout,
+		Tokens:         cfg.APITokens,
+		Resolver:       resolver,
+		AllowLoopback:  cfg.AllowLoopback,
+		LeaderWait:     cfg.LeaderWait,
+		Publishers:     pubs,
+		ReceiptTimeout: cfg.ReceiptTimeout,
+		WaitAllTimeout: cfg.WaitAllTimeout,
+		Logger:         log,
 	})
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
@@ -87,8 +99,6 @@ func run() error {
 		printQuickstart(ln.Addr().String(), cfg.APITokens)
 	}
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {

@@ -1,0 +1,60 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+
+	"github.com/masterkv/masterkv/internal/consulkv"
+	"github.com/masterkv/masterkv/internal/discovery"
+	"github.com/masterkv/masterkv/raftnode/config"
+	"github.com/masterkv/masterkv/raftnode/httpapi"
+	"github.com/masterkv/masterkv/raftnode/node"
+	"github.com/masterkv/masterkv/raftnode/publish"
+)
+
+// startPublishers builds this node's external stores from the config, in
+// orchestrator's order (ZooKeeper, then Consul; the internal store is the
+// FSM itself), and runs one publisher per store until ctx ends. The
+// returned close function releases the stores' connections.
+func startPublishers(ctx context.Context, cfg config.Config, n *node.Node, layout discovery.Layout, log *slog.Logger) ([]httpapi.Publisher, func(), error) {
+	var stores []publish.Store
+	var closers []func()
+	if cfg.ZKAddress != "" {
+		zs, closeZK, err := openZooKeeper(cfg, log)
+		if err != nil {
+			return nil, nil, err
+		}
+		stores = append(stores, zs)
+		closers = append(closers, closeZK)
+	}
+	if cfg.ConsulAddress != "" {
+		cs, err := consulkv.New(consulkv.Config{
+			Address: cfg.ConsulAddress, Scheme: cfg.ConsulScheme, Token: cfg.ConsulACLToken,
+			Datacenter: cfg.ConsulDatacenter, Provider: strings.ReplaceAll(cfg.ConsulKVStoreProvider, "_", "-"),
+			MaxOpsPerTxn: cfg.ConsulMaxKVsPerTransaction, Timeout: cfg.ConsulTimeout,
+			CAFile: cfg.ConsulCAFile, CertFile: cfg.ConsulCertFile, KeyFile: cfg.ConsulKeyFile,
+			TLSServerName: cfg.ConsulTLSServerName,
+		})
+		if err != nil {
+			return nil, nil, fmt.Errorf("config: MASTERKV_CONSUL_*: %w", err)
+		}
+		stores = append(stores, cs)
+	}
+	var pubs []httpapi.Publisher
+	for _, s := range stores {
+		p := publish.New(s, n.Store(), publish.Config{
+			Layout: layout, Ready: n.CaughtUp, RetryMax: cfg.StoreRetryMax,
+			DriftInterval: cfg.DriftCheckInterval, DriftRepair: cfg.DriftRepair, Logger: log,
+		})
+		go p.Run(ctx)
+		pubs = append(pubs, p)
+		log.Info("publishing to store", "store", s.Name())
+	}
+	return pubs, func() {
+		for _, c := range closers {
+			c()
+		}
+	}, nil
+}
