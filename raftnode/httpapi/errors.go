@@ -15,6 +15,7 @@ var (
 	errUnauthorized = errors.New("missing or invalid bearer token")
 	errTooLarge     = errors.New("request body exceeds 64 KiB")
 	errNotFound     = errors.New("not found")
+	errCatchingUp   = errors.New("this node is catching up after a restart and may hold stale records; retry, ask another node, or add ?stale=true")
 )
 
 // statusFor maps every error the API can return to its HTTP status. It is
@@ -35,7 +36,7 @@ func statusFor(err error) int {
 		return http.StatusUnprocessableEntity
 	case errors.Is(err, node.ErrNotLeader), errors.Is(err, node.ErrNoLeader),
 		errors.Is(err, node.ErrOutcomeUnknown), errors.Is(err, node.ErrShutdown),
-		errors.Is(err, errForward):
+		errors.Is(err, errForward), errors.Is(err, errCatchingUp):
 		return http.StatusServiceUnavailable
 	}
 	return http.StatusInternalServerError

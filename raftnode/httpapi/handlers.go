@@ -265,7 +265,21 @@ func (s *Server) submitFail(w http.ResponseWriter, r *http.Request, err error) {
 	writeJSON(w, statusFor(err), orchestratorResponse{Code: "ERROR", Message: err.Error()})
 }
 
-func (s *Server) listMasters(w http.ResponseWriter, _ *http.Request) {
+// readable refuses reads from a node still catching up after a restart
+// (raft restores only the snapshot at start; later entries arrive from the
+// leader), unless the caller accepts stale data with ?stale=true.
+func (s *Server) readable(w http.ResponseWriter, r *http.Request) bool {
+	if s.node.CaughtUp() || r.URL.Query().Get("stale") == "true" {
+		return true
+	}
+	s.fail(w, r, errCatchingUp)
+	return false
+}
+
+func (s *Server) listMasters(w http.ResponseWriter, r *http.Request) {
+	if !s.readable(w, r) {
+		return
+	}
 	recs := s.masters.Records()
 	views := make([]recordView, 0, len(recs))
 	for _, rec := range recs {
@@ -275,6 +289,9 @@ func (s *Server) listMasters(w http.ResponseWriter, _ *http.Request) {
 }
 
 func (s *Server) getMaster(w http.ResponseWriter, r *http.Request) {
+	if !s.readable(w, r) {
+		return
+	}
 	alias := r.PathValue("alias")
 	rec, ok := s.masters.Record(alias)
 	if !ok {

@@ -25,6 +25,9 @@ type Node interface {
 	Propose(ctx context.Context, c command.Command) (fsm.Result, error)
 	LeaderPeer(ctx context.Context) (node.Peer, error)
 	Status() node.Status
+	// CaughtUp is false while a restarted node has applied less than the
+	// log it started with: its records may be older than committed state.
+	CaughtUp() bool
 }
 
 // Masters reads the internal master store.
@@ -102,7 +105,7 @@ func New(n Node, m Masters, opts Options) *Server {
 
 func (s *Server) routes() {
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+		writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "caught_up": s.node.CaughtUp()})
 	})
 	s.handle("POST /v1/failover", s.failover)
 	s.handle("POST /v1/populate", s.populate)
