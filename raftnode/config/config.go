@@ -38,9 +38,9 @@ type Config struct {
 	ResolveIPs            bool   `envconfig:"MASTERKV_RESOLVE_IPS" default:"true"`
 	AllowLoopback         bool   `envconfig:"MASTERKV_ALLOW_LOOPBACK"`
 
-	SnapshotDelay time.Duration `envconfig:"MASTERKV_SNAPSHOT_DELAY" default:"10s"`
-	ApplyTimeout  time.Duration `envconfig:"MASTERKV_APPLY_TIMEOUT" default:"10s"`
-	LeaderWait    time.Duration `envconfig:"MASTERKV_LEADER_WAIT" default:"5s"`
+	SnapshotDelay  time.Duration `envconfig:"MASTERKV_SNAPSHOT_DELAY" default:"10s"`
+	ApplyTimeout   time.Duration `envconfig:"MASTERKV_APPLY_TIMEOUT" default:"10s"`
+	LeaderWait     time.Duration `envconfig:"MASTERKV_LEADER_WAIT" default:"5s"`
 	ReceiptTimeout time.Duration `envconfig:"MASTERKV_RECEIPT_TIMEOUT" default:"5s"`
 	WaitAllTimeout time.Duration `envconfig:"MASTERKV_WAIT_ALL_TIMEOUT" default:"10s"`
 
@@ -67,8 +67,8 @@ type Config struct {
 	DriftCheckInterval time.Duration `envconfig:"MASTERKV_DRIFT_CHECK_INTERVAL" default:"1m"`
 	DriftRepair        bool          `envconfig:"MASTERKV_DRIFT_REPAIR"`
 
-	LogLevel      string        `envconfig:"MASTERKV_LOG_LEVEL" default:"info"`
-	LogFormat     string        `envconfig:"MASTERKV_LOG_FORMAT" default:"text"`
+	LogLevel  string `envconfig:"MASTERKV_LOG_LEVEL" default:"info"`
+	LogFormat string `envconfig:"MASTERKV_LOG_FORMAT" default:"text"`
 }
 
 // Load reads the environment and validates the result.

@@ -51,6 +51,7 @@ type FSM struct {
 	ids     map[string]*seenID
 	idOrder []*seenID // by SeenAt, oldest first, for expiry
 	clock   int64     // largest command At applied, Unix ms
+	index   uint64    // raft index of the last command applied
 	restore uint64    // number of Restore calls, for tests and status
 
 	watchMu  sync.Mutex
@@ -76,6 +77,7 @@ func (f *FSM) Apply(l *raft.Log) any {
 	}
 	f.mu.Lock()
 	res := f.apply(l.Index, c)
+	f.index = l.Index
 	f.mu.Unlock()
 	if len(res.Records) > 0 && !res.Duplicate {
 		f.notify()
@@ -262,6 +264,16 @@ func (f *FSM) Records() []Record {
 	return out
 }
 
+// AppliedIndex returns the raft index of the last command this store
+// applied (restored snapshots included). Unlike raft's AppliedIndex, which
+// counts entries handed to the FSM goroutine, it moves only once the
+// records reflect the entry.
+func (f *FSM) AppliedIndex() uint64 {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.index
+}
+
 // Len returns the number of clusters.
 func (f *FSM) Len() int {
 	f.mu.RLock()
@@ -289,7 +301,7 @@ func sortedKeys(m map[string]Record) []string {
 func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	st := state{Clock: f.clock, Records: make([]Record, 0, len(f.records)), IDs: make([]seenID, 0, len(f.idOrder))}
+	st := state{Clock: f.clock, Index: f.index, Records: make([]Record, 0, len(f.records)), IDs: make([]seenID, 0, len(f.idOrder))}
 	for _, a := range sortedKeys(f.records) {
 		st.Records = append(st.Records, f.records[a])
 	}
@@ -320,7 +332,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 		order = append(order, s)
 	}
 	f.mu.Lock()
-	f.records, f.ids, f.idOrder, f.clock = records, ids, order, st.Clock
+	f.records, f.ids, f.idOrder, f.clock, f.index = records, ids, order, st.Clock, st.Index
 	f.restore++
 	f.mu.Unlock()
 	f.notify()

@@ -12,6 +12,7 @@ import (
 // idempotency keys oldest first.
 type state struct {
 	Clock   int64    `json:"clock"`
+	Index   uint64   `json:"index"`
 	Records []Record `json:"records"`
 	IDs     []seenID `json:"ids"`
 }

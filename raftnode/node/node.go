@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"strconv"
 	"sync"
 	"time"
 
@@ -79,8 +78,7 @@ type Node struct {
 	peers map[string]Peer
 	deps  Deps
 
-	startedAt     time.Time
-	bootLastIndex uint64
+	catchUp catchUp
 
 	snapMu      sync.Mutex
 	snapPending bool
@@ -117,6 +115,11 @@ func New(cfg Config, d Deps) (*Node, error) {
 	for _, p := range cfg.Peers {
 		n.peers[p.ID] = p
 	}
+	target, err := lastCommand(d.Logs, d.Snaps, 0)
+	if err != nil {
+		return nil, fmt.Errorf("node: read log: %w", err)
+	}
+	n.catchUp.target = target
 	if cfg.Bootstrap {
 		has, err := raft.HasExistingState(d.Logs, d.Stable, d.Snaps)
 		if err != nil {
@@ -134,28 +137,7 @@ func New(cfg Config, d Deps) (*Node, error) {
 		return nil, fmt.Errorf("node: start raft: %w", err)
 	}
 	n.raft = r
-	n.startedAt, n.bootLastIndex = time.Now(), r.LastIndex()
 	return n, nil
-}
-
-// caughtUpGrace is how long after start a node that has heard from a
-// leader and applied everything it knows is committed counts as caught up
-// even though entries of its own log tail were never committed.
-const caughtUpGrace = 3 * time.Second
-
-// CaughtUp reports whether the FSM reflects at least the log this node had
-// when it started. Until then a restarted node may be replaying old entries,
-// and publishing its records could expose a stale master for a moment.
-func (n *Node) CaughtUp() bool {
-	applied := n.raft.AppliedIndex()
-	if applied >= n.bootLastIndex {
-		return true
-	}
-	// The tail beyond what the leader committed may have been replaced by
-	// a new leader; then the index is reached only by later commits.
-	_, id := n.raft.LeaderWithID()
-	commit, _ := strconv.ParseUint(n.raft.Stats()["commit_index"], 10, 64)
-	return id != "" && commit > 0 && applied >= commit && time.Since(n.startedAt) > caughtUpGrace
 }
 
 func (n *Node) membership(t raft.Transport) raft.Configuration {

@@ -14,16 +14,20 @@ type Member struct {
 
 // Status is what GET /v1/status shows of the node.
 type Status struct {
-	NodeID            string   `json:"node_id"`
-	State             string   `json:"state"`
-	Leader            Peer     `json:"leader"`
-	Peers             []Member `json:"peers"`
-	Term              uint64   `json:"term"`
-	LastIndex         uint64   `json:"last_index"`
-	CommitIndex       uint64   `json:"commit_index"`
-	AppliedIndex      uint64   `json:"applied_index"`
-	LastSnapshotIndex uint64   `json:"last_snapshot_index"`
-	Clusters          int      `json:"clusters"`
+	NodeID       string   `json:"node_id"`
+	State        string   `json:"state"`
+	Leader       Peer     `json:"leader"`
+	Peers        []Member `json:"peers"`
+	Term         uint64   `json:"term"`
+	LastIndex    uint64   `json:"last_index"`
+	CommitIndex  uint64   `json:"commit_index"`
+	AppliedIndex uint64   `json:"applied_index"`
+	// StoreIndex is the index of the last command the internal store
+	// applied; CaughtUp is false while a restarted node replays.
+	StoreIndex        uint64 `json:"store_index"`
+	CaughtUp          bool   `json:"caught_up"`
+	LastSnapshotIndex uint64 `json:"last_snapshot_index"`
+	Clusters          int    `json:"clusters"`
 }
 
 // Status reports the node's raft view.
@@ -37,6 +41,8 @@ func (n *Node) Status() Status {
 		LastIndex:         n.raft.LastIndex(),
 		CommitIndex:       num("commit_index"),
 		AppliedIndex:      n.raft.AppliedIndex(),
+		StoreIndex:        n.fsm.AppliedIndex(),
+		CaughtUp:          n.CaughtUp(),
 		LastSnapshotIndex: num("last_snapshot_index"),
 		Clusters:          n.fsm.Len(),
 	}
