@@ -1,14 +1,26 @@
 package main
 
 import (
-	"errors"
+	"fmt"
 	"log/slog"
 
+	"github.com/masterkv/masterkv/internal/zkkv"
 	"github.com/masterkv/masterkv/raftnode/config"
 	"github.com/masterkv/masterkv/raftnode/publish"
 )
 
-// openZooKeeper connects the ZooKeeper store. Placeholder until zkkv lands.
-func openZooKeeper(config.Config, *slog.Logger) (publish.Store, func(), error) {
-	return nil, nil, errors.New("zookeeper store not wired yet")
+// openZooKeeper starts the ZooKeeper store's long-lived session.
+func openZooKeeper(cfg config.Config, log *slog.Logger) (publish.Store, func(), error) {
+	servers, err := zkkv.ParseServers(cfg.ZKAddress)
+	if err != nil {
+		return nil, nil, fmt.Errorf("config: MASTERKV_ZK_ADDRESS: %w", err)
+	}
+	s, err := zkkv.New(zkkv.Config{
+		Servers: servers, Chroot: cfg.ZKChroot, Auth: cfg.ZKAuth,
+		SessionTimeout: cfg.ZKTimeout, OpTimeout: cfg.ZKTimeout, Logger: log,
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("config: MASTERKV_ZK_*: %w", err)
+	}
+	return s, s.Close, nil
 }

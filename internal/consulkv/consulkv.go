@@ -13,6 +13,7 @@ package consulkv
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -32,6 +33,25 @@ const (
 // MaxTxnOps is the largest transaction masterkv sends. Consul accepts 64
 // operations per transaction (128 from 1.14); 64 works with every version.
 const MaxTxnOps = 64
+
+// ErrPermissionDenied: the ACL token may not read or write the keys (403).
+// Retrying does not help until the token or its policy changes.
+var ErrPermissionDenied = errors.New("consul refused the ACL token (403 permission denied)")
+
+// classify wraps an error of a Consul call with ErrPermissionDenied when
+// Consul refused the token. The api client reports a 403 of a transaction
+// only by its body ("Permission denied", "ACL not found").
+func classify(err error) error {
+	if err == nil {
+		return nil
+	}
+	msg := err.Error()
+	if strings.Contains(msg, "Permission denied") || strings.Contains(msg, "ACL not found") ||
+		strings.Contains(msg, "response code: 403") {
+		return fmt.Errorf("%w: %w", ErrPermissionDenied, err)
+	}
+	return err
+}
 
 // Config configures one Consul agent connection.
 type Config struct {

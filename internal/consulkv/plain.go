@@ -25,14 +25,14 @@ func (s *Store) readPlainOne(ctx context.Context, c kvstore.Cluster) (stored, er
 	st := stored{}
 	main, _, err := s.client.KV().Get(c.MainKey(), s.queryOpts(ctx))
 	if err != nil {
-		return nil, fmt.Errorf("consul get %s in %s: %w", c.MainKey(), s.Name(), err)
+		return nil, fmt.Errorf("consul get %s in %s: %w", c.MainKey(), s.Name(), classify(err))
 	}
 	if main != nil { // nil means not found
 		st[main.Key] = storedKV{value: string(main.Value), index: main.ModifyIndex}
 	}
 	below, _, err := s.client.KV().List(clusterPrefix(c), s.queryOpts(ctx))
 	if err != nil {
-		return nil, fmt.Errorf("consul list %s in %s: %w", clusterPrefix(c), s.Name(), err)
+		return nil, fmt.Errorf("consul list %s in %s: %w", clusterPrefix(c), s.Name(), classify(err))
 	}
 	for _, p := range below {
 		st[p.Key] = storedKV{value: string(p.Value), index: p.ModifyIndex}
@@ -54,7 +54,9 @@ func (s *Store) writePlain(ctx context.Context, clusters []kvstore.Cluster) []kv
 
 func (s *Store) writePlainOne(ctx context.Context, c kvstore.Cluster) kvstore.Outcome {
 	var err error
-	for round := 0; round < conflictRounds; round++ {
+	// An older writer can win at most one PUT per key before the guard
+	// stops it, so a newer writer needs more rounds than there are keys.
+	for round := 0; round < len(c.Pairs)+2; round++ {
 		var st stored
 		if st, err = s.readPlainOne(ctx, c); err != nil {
 			break
@@ -88,7 +90,7 @@ func (s *Store) putOps(ctx context.Context, ops api.TxnOps, st stored) error {
 			}
 			ok, _, err := s.client.KV().CAS(pair, s.writeOpts(ctx))
 			if err != nil {
-				return fmt.Errorf("consul put %s in %s: %w", kv.Key, s.Name(), err)
+				return fmt.Errorf("consul put %s in %s: %w", kv.Key, s.Name(), classify(err))
 			}
 			if !ok {
 				return fmt.Errorf("consul put %s in %s: %w: index changed since read", kv.Key, s.Name(), errConflict)

@@ -131,7 +131,7 @@ func (s *Store) readGroup(ctx context.Context, clusters []kvstore.Cluster) ([]st
 		}
 		ok, resp, _, err := s.client.Txn().Txn(ops, s.queryOpts(ctx))
 		if err != nil {
-			return nil, fmt.Errorf("consul read txn in %s: %w", s.Name(), err)
+			return nil, fmt.Errorf("consul read txn in %s: %w", s.Name(), classify(err))
 		}
 		if !ok {
 			retry := false
@@ -141,7 +141,7 @@ func (s *Store) readGroup(ctx context.Context, clusters []kvstore.Cluster) ([]st
 					retry = true
 					continue
 				}
-				return nil, fmt.Errorf("consul read txn in %s: op %d: %s", s.Name(), e.OpIndex, e.What)
+				return nil, classify(fmt.Errorf("consul read txn in %s: op %d: %s", s.Name(), e.OpIndex, e.What))
 			}
 			if retry {
 				continue
@@ -160,6 +160,13 @@ func (s *Store) readGroup(ctx context.Context, clusters []kvstore.Cluster) ([]st
 				if belongs(c, r.KV.Key) {
 					out[i][r.KV.Key] = storedKV{value: string(r.KV.Value), index: r.KV.ModifyIndex}
 				}
+			}
+		}
+		// Consul drops results the token may not read, without an error: a
+		// get that did not fail yet returned nothing was filtered by ACLs.
+		for i, c := range clusters {
+			if _, got := out[i][c.MainKey()]; !skipMain[i] && !got {
+				return nil, fmt.Errorf("consul read txn in %s: %s filtered out: %w", s.Name(), c.MainKey(), ErrPermissionDenied)
 			}
 		}
 		return out, nil
@@ -272,11 +279,18 @@ func countSets(ops api.TxnOps) int {
 	return n
 }
 
+// isStaleIndex matches Consul's refusals of a cas or check-index whose
+// index moved: "failed to set key ..., index is stale" and "failed index
+// check for key ..., current modify index ...".
+func isStaleIndex(what string) bool {
+	return strings.Contains(what, "index is stale") || strings.Contains(what, "failed index check")
+}
+
 // runWrite sends one write transaction.
 func (s *Store) runWrite(ctx context.Context, txn api.TxnOps) error {
 	ok, resp, _, err := s.client.Txn().Txn(txn, s.queryOpts(ctx))
 	if err != nil {
-		return fmt.Errorf("consul write txn in %s: %w", s.Name(), err)
+		return fmt.Errorf("consul write txn in %s: %w", s.Name(), classify(err))
 	}
 	if ok {
 		return nil
@@ -285,13 +299,12 @@ func (s *Store) runWrite(ctx context.Context, txn api.TxnOps) error {
 	conflict := false
 	for _, e := range resp.Errors {
 		if e.OpIndex < len(txn) {
-			v := txn[e.OpIndex].KV.Verb
-			conflict = conflict || v == api.KVCheckIndex || v == api.KVCAS
-			whats = append(whats, fmt.Sprintf("%s %s: %s", v, txn[e.OpIndex].KV.Key, e.What))
+			conflict = conflict || isStaleIndex(e.What)
+			whats = append(whats, fmt.Sprintf("%s %s: %s", txn[e.OpIndex].KV.Verb, txn[e.OpIndex].KV.Key, e.What))
 		}
 	}
-	err = fmt.Errorf("consul write txn in %s refused: %s", s.Name(), strings.Join(whats, "; "))
-	if conflict {
+	err = classify(fmt.Errorf("consul write txn in %s refused: %s", s.Name(), strings.Join(whats, "; ")))
+	if conflict && !errors.Is(err, ErrPermissionDenied) {
 		return fmt.Errorf("%w: %w", errConflict, err)
 	}
 	return err

@@ -79,8 +79,8 @@ type Writer interface {
 	Write(ctx context.Context, clusters []Cluster) []Outcome
 }
 
-// Observed is what a store holds for a cluster: every key under it that the
-// layout knows, with its value. Missing keys are absent from the map.
+// Observed is what a store holds for a cluster: its main key and every key
+// below it, with their values. Missing keys are absent from the map.
 type Observed map[string]string
 
 // Reader reads back what a store holds, for drift detection. It reads the

@@ -159,7 +159,7 @@ func (c *Consul) Start() {
 			c.t.Fatalf("consul %s exited during start", c.Datacenter)
 		default:
 		}
-		if c.hasLeader() {
+		if c.hasLeader() && c.aclReady() {
 			return
 		}
 		time.Sleep(50 * time.Millisecond)
@@ -176,6 +176,23 @@ func (c *Consul) hasLeader() bool {
 	var b [64]byte
 	n, _ := resp.Body.Read(b[:])
 	return resp.StatusCode == 200 && strings.Contains(string(b[:n]), ":")
+}
+
+// aclReady reports whether the ACL system accepts the management token
+// (always true without ACLs): the agent has a leader before it is done
+// bootstrapping ACLs.
+func (c *Consul) aclReady() bool {
+	if c.opts.ManagementToken == "" {
+		return true
+	}
+	req, _ := http.NewRequest(http.MethodGet, "http://"+c.Addr()+"/v1/acl/token/self", nil)
+	req.Header.Set("X-Consul-Token", c.opts.ManagementToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
 }
 
 // Stop kills the agent and keeps its data; Start brings it back.
