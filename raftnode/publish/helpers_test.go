@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -39,9 +40,19 @@ type group struct {
 
 func newGroup(t *testing.T, layout discovery.Layout, opts nodetest.Options) *group {
 	t.Helper()
+	return newGroupWith(t, layout, opts, nil)
+}
+
+// newGroupWith is newGroup; when servers are given (one per node, not yet
+// started) their URLs become the nodes' HTTP addresses.
+func newGroupWith(t *testing.T, layout discovery.Layout, opts nodetest.Options, servers []*httptest.Server) *group {
+	t.Helper()
 	g := &group{t: t, layout: layout, zk: testserver.StartZooKeeper(t)}
 	for i := 0; i < 3; i++ {
 		g.consul = append(g.consul, testserver.StartConsul(t, testserver.ConsulOptions{Datacenter: fmt.Sprintf("dc%d", i)}))
+	}
+	for _, srv := range servers {
+		opts.HTTPAddrs = append(opts.HTTPAddrs, "http://"+srv.Listener.Addr().String())
 	}
 	g.raft = nodetest.New(t, 3, opts)
 	g.stops = make([]func(), 3)
@@ -219,3 +230,7 @@ func (g *group) everywhere(timeout time.Duration, want []discovery.KVPair, nodes
 	})
 }
 
+
+type apiPair struct{ key, value string }
+
+func (p apiPair) pair() *api.KVPair { return &api.KVPair{Key: p.key, Value: []byte(p.value)} }
