@@ -230,7 +230,6 @@ func (g *group) everywhere(timeout time.Duration, want []discovery.KVPair, nodes
 	})
 }
 
-
 type apiPair struct{ key, value string }
 
 func (p apiPair) pair() *api.KVPair { return &api.KVPair{Key: p.key, Value: []byte(p.value)} }

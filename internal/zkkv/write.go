@@ -1,0 +1,219 @@
+package zkkv
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/go-zookeeper/zk"
+
+	"github.com/masterkv/masterkv/internal/kvstore"
+)
+
+// conflictRounds bounds the re-reads after a multi lost a race with another
+// writer. Each lost round means another writer's multi went through, which
+// the next read sees, so two racing writers settle within two rounds.
+const conflictRounds = 5
+
+// Write publishes each cluster with one multi-op. Clusters are written
+// concurrently (Config.Concurrency). Once one call finds the ensemble
+// unreachable (timeout, no server, connection lost), clusters not yet
+// started fail at once instead of each waiting for its own timeout.
+//
+// A call abandoned on timeout may still be applied by the server; the
+// cluster is then reported failed, and the caller's retry finds it
+// unchanged.
+func (s *Store) Write(ctx context.Context, clusters []kvstore.Cluster) []kvstore.Outcome {
+	if len(clusters) == 0 {
+		return nil
+	}
+	if err := s.ensureAuth(ctx); err != nil {
+		return kvstore.Failures(clusters, err)
+	}
+	out := make([]kvstore.Outcome, len(clusters))
+	var mu sync.Mutex
+	var down error
+	s.parallel(len(clusters), func(i int) {
+		c := clusters[i]
+		mu.Lock()
+		skip := down
+		mu.Unlock()
+		if skip != nil {
+			out[i] = failed(c, fmt.Errorf("zookeeper unreachable, cluster %s not attempted: %w", c.Alias, skip))
+			return
+		}
+		out[i] = s.writeCluster(ctx, c)
+		if out[i].Err != nil && unreachable(out[i].Err) {
+			mu.Lock()
+			down = out[i].Err
+			mu.Unlock()
+		}
+	})
+	return out
+}
+
+func failed(c kvstore.Cluster, err error) kvstore.Outcome {
+	return kvstore.Outcome{Alias: c.Alias, Epoch: c.Epoch, Status: kvstore.Failed, Err: err}
+}
+
+// parallel runs fn(i) for i in [0,n) with at most s.concurrency at once.
+func (s *Store) parallel(n int, fn func(i int)) {
+	sem := make(chan struct{}, s.concurrency)
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			fn(i)
+		}()
+	}
+	wg.Wait()
+}
+
+// writeCluster reads the cluster's znodes, lets plan decide, and runs the
+// multi; a multi refused because another writer got there first is re-read
+// and planned again, so the epoch guard has the last word.
+func (s *Store) writeCluster(ctx context.Context, c kvstore.Cluster) kvstore.Outcome {
+	if len(c.Pairs) == 0 {
+		return failed(c, fmt.Errorf("zookeeper write for cluster %q: no pairs", c.Alias))
+	}
+	var lastErr error
+	for round := 0; round < conflictRounds; round++ {
+		if round > 0 {
+			// The read may have been served by a follower behind the
+			// leader that refused the multi: catch up before re-reading.
+			// A sync covers the server's whole state, whatever the path.
+			if _, err := call(ctx, s.opTimeout, func() (string, error) { return s.conn.Sync("/") }); err != nil {
+				return failed(c, fmt.Errorf("zookeeper sync for cluster %s: %w", c.Alias, err))
+			}
+		}
+		st, err := s.readCluster(ctx, c)
+		if err != nil {
+			return failed(c, fmt.Errorf("zookeeper read for cluster %s: %w", c.Alias, err))
+		}
+		ops, final := s.plan(c, st)
+		if final != nil {
+			return *final
+		}
+		if _, ok := st[c.MainKey()]; !ok {
+			if err := s.ensureParents(ctx, s.path(c.MainKey())); err != nil {
+				return failed(c, fmt.Errorf("zookeeper parents for cluster %s: %w", c.Alias, err))
+			}
+		}
+		_, err = call(ctx, s.opTimeout, func() ([]zk.MultiResponse, error) { return s.conn.Multi(ops...) })
+		if err == nil {
+			return kvstore.Outcome{Alias: c.Alias, Epoch: c.Epoch, Status: kvstore.Written, Keys: countWrites(ops)}
+		}
+		if !conflict(err) {
+			return failed(c, fmt.Errorf("zookeeper multi for cluster %s: %w", c.Alias, err))
+		}
+		lastErr = err
+	}
+	return failed(c, fmt.Errorf("zookeeper multi for cluster %s: still conflicting after %d rounds: %w", c.Alias, conflictRounds, lastErr))
+}
+
+// conflict reports a multi refused because the znodes changed since they
+// were read: another writer created, changed or deleted one of them.
+func conflict(err error) bool {
+	return errors.Is(err, zk.ErrBadVersion) || errors.Is(err, zk.ErrNodeExists) || errors.Is(err, zk.ErrNoNode)
+}
+
+// plan decides what to write for c given what is stored. It returns the
+// multi's ops, or a final outcome when nothing is to be written (stale or
+// unchanged).
+//
+// The ops are, in layout order (main znode before its children): a create
+// for each missing znode, a set for each differing one, and a version check
+// for each equal one, every set and check at the version read. The multi
+// thus validates the whole read: the six reads are not one snapshot, and
+// without the checks a writer could skip a znode it read before another
+// writer's multi changed it and leave the cluster mixed. With the epoch key
+// this is also the epoch guard: the epoch znode is created (must not exist
+// yet), set or checked at the version whose value passed the comparison
+// above, so a newer epoch written meanwhile refuses the multi. Without the
+// epoch key (strict orchestrator mode) there is no epoch comparison: a
+// refused multi is re-read and the last writer wins, but still atomically.
+func (s *Store) plan(c kvstore.Cluster, st stored) ([]any, *kvstore.Outcome) {
+	if epochKey := c.EpochKey(); epochKey != "" {
+		// An unreadable stored epoch counts as 0, as in consulkv: it is
+		// overwritten rather than blocking the cluster forever.
+		if have, err := kvstore.ParseEpoch(st[epochKey].data); err == nil && have > c.Epoch {
+			return nil, &kvstore.Outcome{Alias: c.Alias, Epoch: c.Epoch, Status: kvstore.Stale}
+		}
+	}
+	var ops []any
+	writes := 0
+	for _, p := range c.Pairs {
+		path := s.path(p.Key)
+		cur, exists := st[p.Key]
+		switch {
+		case !exists:
+			ops = append(ops, &zk.CreateRequest{Path: path, Data: []byte(p.Value), Acl: s.acl})
+			writes++
+		case cur.data == p.Value:
+			ops = append(ops, &zk.CheckVersionRequest{Path: path, Version: cur.version})
+		default:
+			ops = append(ops, &zk.SetDataRequest{Path: path, Data: []byte(p.Value), Version: cur.version})
+			writes++
+		}
+	}
+	if writes == 0 {
+		return nil, &kvstore.Outcome{Alias: c.Alias, Epoch: c.Epoch, Status: kvstore.Unchanged, Keys: len(c.Pairs)}
+	}
+	return ops, nil
+}
+
+// countWrites counts the creates and sets of a multi.
+func countWrites(ops []any) int {
+	n := 0
+	for _, op := range ops {
+		if _, check := op.(*zk.CheckVersionRequest); !check {
+			n++
+		}
+	}
+	return n
+}
+
+// ensureParents creates the missing ancestors of path with empty data and
+// the store's ACL. A parent created meanwhile by someone else is fine.
+func (s *Store) ensureParents(ctx context.Context, path string) error {
+	var parents []string
+	for i := 1; i < len(path); i++ {
+		if path[i] == '/' {
+			parents = append(parents, path[:i])
+		}
+	}
+	if len(parents) == 0 {
+		return nil
+	}
+	if ok, err := s.exists(ctx, parents[len(parents)-1]); err != nil || ok {
+		return err
+	}
+	for _, p := range parents {
+		_, err := call(ctx, s.opTimeout, func() (string, error) { return s.conn.Create(p, []byte{}, 0, s.acl) })
+		switch {
+		case err == nil, errors.Is(err, zk.ErrNodeExists):
+			continue
+		case errors.Is(err, zk.ErrNoAuth):
+			// No create right in p's parent; fine if p is already there.
+			if ok, err2 := s.exists(ctx, p); err2 == nil && ok {
+				continue
+			}
+		}
+		return fmt.Errorf("create %s: %w", p, err)
+	}
+	return nil
+}
+
+func (s *Store) exists(ctx context.Context, path string) (bool, error) {
+	ok, err := call(ctx, s.opTimeout, func() (bool, error) {
+		ok, _, err := s.conn.Exists(path)
+		return ok, err
+	})
+	if err != nil {
+		return false, fmt.Errorf("exists %s: %w", path, err)
+	}
+	return ok, nil
+}
