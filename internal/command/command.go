@@ -81,6 +81,10 @@ type Command struct {
 	// At is the proposer's wall clock in Unix milliseconds. Apply uses it
 	// as "now" (updated_at, idempotency expiry) and never reads a clock.
 	At int64 `json:"at"`
+	// Fingerprint, when set, identifies the request as the caller sent it,
+	// before the proposer completed it (DNS lookups may answer differently
+	// on a retry). Empty means Fingerprint computes it from the payload.
+	Fingerprint string `json:"fingerprint,omitempty"`
 
 	Failover *FailoverPayload `json:"failover,omitempty"`
 	Submit   *SubmitPayload   `json:"submit,omitempty"`
@@ -118,6 +122,9 @@ func Decode(b []byte) (Command, error) {
 // clock, so a retried request can be told from a different request that
 // reuses an idempotency key.
 func Fingerprint(c Command) string {
+	if c.Fingerprint != "" {
+		return c.Fingerprint
+	}
 	c.ID, c.At = "", 0
 	b, _ := json.Marshal(c) // plain structs: cannot fail
 	sum := sha256.Sum256(b)

@@ -86,12 +86,38 @@ func ValidateHost(host string) error {
 	if len(host) > 253 {
 		return invalid("host", "must be an IP address or a DNS name of at most 253 bytes")
 	}
-	for _, label := range strings.Split(host, ".") {
+	labels := strings.Split(host, ".")
+	for _, label := range labels {
 		if err := validateLabel(label); err != nil {
 			return invalid("host", "must be an IP address or a DNS name: %s", err)
 		}
 	}
+	// C resolvers (inet_aton, so MySQL clients and proxies) read "127.1",
+	// "2130706433" or "0x7f000001" as IPv4 addresses; a DNS name never ends
+	// in a numeric label (RFC 3696 §2), so such a host is refused.
+	if last := labels[len(labels)-1]; isNumericLabel(last) {
+		return invalid("host", "must be an IP address in full dotted form or a DNS name; %q reads as a shorthand IPv4 address", host)
+	}
 	return nil
+}
+
+func isNumericLabel(label string) bool {
+	digits := label
+	if len(label) > 2 && (label[:2] == "0x" || label[:2] == "0X") {
+		digits = label[2:]
+		for _, c := range digits {
+			if !strings.ContainsRune("0123456789abcdefABCDEF", c) {
+				return false
+			}
+		}
+		return true
+	}
+	for _, c := range digits {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 func validateLabel(label string) error {

@@ -317,3 +317,18 @@ func TestFieldErrorIsOnlyErrInvalid(t *testing.T) {
 		t.Errorf("errors.Is(%v, other error) = true, want false", err)
 	}
 }
+
+// TestValidateHostShorthandIPv4 refuses hosts that C resolvers read as IPv4
+// addresses although they are neither Go IP literals nor DNS names.
+func TestValidateHostShorthandIPv4(t *testing.T) {
+	for _, host := range []string{"127.1", "127.0.1", "2130706433", "0x7f000001", "0177.0.0.1", "db.0x1f"} {
+		if err := master.ValidateHost(host); err == nil || !strings.Contains(err.Error(), "host:") {
+			t.Errorf("ValidateHost(%q) = %v, want a host error", host, err)
+		}
+	}
+	for _, host := range []string{"db1", "db-1.example.com", "1db.example.com", "0xdb.example.com", "10.0.0.5"} {
+		if err := master.ValidateHost(host); err != nil {
+			t.Errorf("ValidateHost(%q) = %v, want nil", host, err)
+		}
+	}
+}

@@ -104,12 +104,13 @@ func (s *Server) failover(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	if m, err = s.completeMaster(r.Context(), "", m); err != nil {
+	c := command.Command{Type: command.Failover, ID: id, Failover: &command.FailoverPayload{
+		Entry: command.Entry{Cluster: alias, Master: m}, Expected: in.Expected}}
+	c.Fingerprint = command.Fingerprint(c) // of the request as sent, before DNS
+	if c.Failover.Master, err = s.completeMaster(r.Context(), "", m); err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	c := command.Command{Type: command.Failover, ID: id, Failover: &command.FailoverPayload{
-		Entry: command.Entry{Cluster: alias, Master: m}, Expected: in.Expected}}
 	res, done := s.propose(w, r, body, c)
 	if done {
 		return
@@ -148,8 +149,13 @@ func (s *Server) populate(w http.ResponseWriter, r *http.Request) {
 	}
 	entries := make([]command.Entry, len(in.Masters))
 	seen := map[string]int{}
-	for i, mi := range in.Masters {
+	for i, raw := range in.Masters {
 		field := fmt.Sprintf("masters[%d].", i)
+		mi, err := decodeMaster(i, raw)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
 		alias, m, err := mi.entry(field)
 		if err == nil {
 			if j, dup := seen[alias]; dup {
@@ -163,11 +169,12 @@ func (s *Server) populate(w http.ResponseWriter, r *http.Request) {
 		seen[alias] = i
 		entries[i] = command.Entry{Cluster: alias, Master: m}
 	}
+	c := command.Command{Type: command.Populate, ID: id, Populate: &command.PopulatePayload{Masters: entries}}
+	c.Fingerprint = command.Fingerprint(c) // of the request as sent, before DNS
 	if err := s.completeAll(r.Context(), entries); err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	c := command.Command{Type: command.Populate, ID: id, Populate: &command.PopulatePayload{Masters: entries}}
 	res := fsm.Result{}
 	if len(entries) > 0 {
 		var done bool
@@ -189,6 +196,11 @@ func (s *Server) completeAll(ctx context.Context, entries []command.Entry) error
 	var wg sync.WaitGroup
 	for i := range entries {
 		if _, ok := s.masters.Record(entries[i].Cluster); ok {
+			// Skipped by Apply, so not worth a DNS lookup; still bad input
+			// if it names this machine.
+			if !s.opts.AllowLoopback {
+				errs[i] = master.Prefixed(fmt.Sprintf("masters[%d].", i), master.CheckLoopback(entries[i].Master))
+			}
 			continue
 		}
 		wg.Add(1)
@@ -201,6 +213,10 @@ func (s *Server) completeAll(ctx context.Context, entries []command.Entry) error
 	wg.Wait()
 	return errors.Join(errs...)
 }
+
+// orchestratorAPIPrefix is where the orchestrator-compatible endpoints
+// live; their errors use orchestrator's shape too.
+const orchestratorAPIPrefix = "/api/"
 
 // orchestratorResponse is orchestrator's API response shape, plus the
 // outcome per store of the answering node (ignored by orchestrator-client).
@@ -216,23 +232,23 @@ type orchestratorResponse struct {
 func (s *Server) submit(w http.ResponseWriter, r *http.Request) {
 	body, err := readBody(w, r)
 	if err != nil {
-		s.submitFail(w, r, err)
+		s.fail(w, r, err)
 		return
 	}
 	alias := r.PathValue("alias")
 	if alias != "" {
 		if err := master.ValidateAlias(alias); err != nil {
-			s.submitFail(w, r, err)
+			s.fail(w, r, err)
 			return
 		}
 		if _, ok := s.masters.Record(alias); !ok {
-			s.submitFail(w, r, fmt.Errorf("cluster %q is not in the store: %w", alias, fsm.ErrUnknownCluster))
+			s.fail(w, r, fmt.Errorf("cluster %q is not in the store: %w", alias, fsm.ErrUnknownCluster))
 			return
 		}
 	}
 	id, err := requestID("", r)
 	if err != nil {
-		s.submitFail(w, r, err)
+		s.fail(w, r, err)
 		return
 	}
 	var res fsm.Result
@@ -245,7 +261,7 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if err != nil {
-			s.submitFail(w, r, err)
+			s.fail(w, r, err)
 			return
 		}
 	}
@@ -260,10 +276,6 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-func (s *Server) submitFail(w http.ResponseWriter, r *http.Request, err error) {
-	s.log.Info("submit refused", "path", r.URL.Path, "status", statusFor(err), "err", err)
-	writeJSON(w, statusFor(err), orchestratorResponse{Code: "ERROR", Message: err.Error()})
-}
 
 // readable refuses reads from a node still catching up after a restart
 // (raft restores only the snapshot at start; later entries arrive from the

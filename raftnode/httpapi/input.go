@@ -135,10 +135,25 @@ func parseFailover(body []byte) (failoverInput, error) {
 	return in, nil
 }
 
-// populateInput is the body of POST /v1/populate.
+// populateInput is the body of POST /v1/populate. Masters stay raw until
+// decoded one by one, so an error names its entry (masters[3].port).
 type populateInput struct {
-	Masters []masterInput `json:"masters"`
-	ID      string        `json:"id"`
+	Masters []json.RawMessage `json:"masters"`
+	ID      string            `json:"id"`
+}
+
+// decodeMaster decodes entry i of a populate body.
+func decodeMaster(i int, raw json.RawMessage) (masterInput, error) {
+	var mi masterInput
+	err := decodeJSON(raw, &mi)
+	var fe *master.FieldError
+	if errors.As(err, &fe) && fe.Field == "body" {
+		return mi, &master.FieldError{Field: fmt.Sprintf("masters[%d]", i), Rule: fe.Rule}
+	}
+	if err != nil {
+		return mi, master.Prefixed(fmt.Sprintf("masters[%d].", i), err)
+	}
+	return mi, nil
 }
 
 func contains(list []string, s string) bool {

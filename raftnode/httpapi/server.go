@@ -159,5 +159,10 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		level = slog.LevelWarn
 	}
 	s.log.Log(r.Context(), level, "request refused", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
+	if strings.HasPrefix(r.URL.Path, orchestratorAPIPrefix) {
+		// orchestrator-client parses every answer of its API this way.
+		writeJSON(w, status, orchestratorResponse{Code: "ERROR", Message: err.Error()})
+		return
+	}
 	writeError(w, err)
 }
