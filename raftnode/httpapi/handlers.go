@@ -276,7 +276,6 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-
 // readable refuses reads from a node still catching up after a restart
 // (raft restores only the snapshot at start; later entries arrive from the
 // leader), unless the caller accepts stale data with ?stale=true.
