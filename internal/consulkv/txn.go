@@ -48,19 +48,7 @@ func (s *Store) opsLimit(keysPerCluster int) int {
 }
 
 // parallel runs fn(i) for i in [0,n) with at most s.concurrency at once.
-func (s *Store) parallel(n int, fn func(i int)) {
-	sem := make(chan struct{}, s.concurrency)
-	var wg sync.WaitGroup
-	for i := 0; i < n; i++ {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			fn(i)
-		}()
-	}
-	wg.Wait()
-}
+func (s *Store) parallel(n int, fn func(i int)) { kvstore.Parallel(n, s.concurrency, fn) }
 
 // pack groups item indices so each group's total size stays within limit.
 // An item is never split: one cluster's keys are never spread over two

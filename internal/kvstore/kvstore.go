@@ -10,6 +10,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"sync"
 
 	"github.com/masterkv/masterkv/internal/discovery"
 )
@@ -130,4 +131,21 @@ func (c Cluster) EpochKey() string {
 		return last
 	}
 	return ""
+}
+
+// Parallel runs fn(i) for every i in [0,n) with at most limit calls at
+// once, and returns when all are done. Writers use it to bound the requests
+// one Write keeps in flight against a store.
+func Parallel(n, limit int, fn func(i int)) {
+	sem := make(chan struct{}, max(limit, 1))
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			fn(i)
+		}()
+	}
+	wg.Wait()
 }

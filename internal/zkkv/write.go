@@ -58,19 +58,7 @@ func failed(c kvstore.Cluster, err error) kvstore.Outcome {
 }
 
 // parallel runs fn(i) for i in [0,n) with at most s.concurrency at once.
-func (s *Store) parallel(n int, fn func(i int)) {
-	sem := make(chan struct{}, s.concurrency)
-	var wg sync.WaitGroup
-	for i := 0; i < n; i++ {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			fn(i)
-		}()
-	}
-	wg.Wait()
-}
+func (s *Store) parallel(n int, fn func(i int)) { kvstore.Parallel(n, s.concurrency, fn) }
 
 // writeCluster reads the cluster's znodes, lets plan decide, and runs the
 // multi; a multi refused because another writer got there first is re-read

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/masterkv/masterkv/internal/discovery"
@@ -194,6 +195,27 @@ func TestHealthz(t *testing.T) {
 					}
 				}
 			})
+		}
+	}
+}
+
+// TestBearerSchemeIsCaseInsensitive: RFC 9110 makes the scheme name
+// case-insensitive; the token itself is compared exactly.
+func TestBearerSchemeIsCaseInsensitive(t *testing.T) {
+	c := newAPICluster(t, clusterOptions{})
+	for _, tc := range []struct {
+		auth string
+		want int
+	}{
+		{"bearer " + token, http.StatusOK},
+		{"BEARER " + token, http.StatusOK},
+		{"Bearer " + strings.ToUpper(token), http.StatusUnauthorized},
+		{"Basic " + token, http.StatusUnauthorized},
+		{"Bearer", http.StatusUnauthorized},
+	} {
+		r := c.do(t, c.leader(t), http.MethodGet, "/v1/status", "", "Authorization", tc.auth)
+		if r.status != tc.want {
+			t.Errorf("Authorization %q: status %d, want %d", tc.auth, r.status, tc.want)
 		}
 	}
 }

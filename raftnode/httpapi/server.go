@@ -135,7 +135,13 @@ func (s *Server) authorize(h http.HandlerFunc) http.HandlerFunc {
 			h(w, r)
 			return
 		}
-		given, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		// The scheme name is case-insensitive (RFC 9110 §11.1).
+		auth := r.Header.Get("Authorization")
+		ok := len(auth) > 7 && strings.EqualFold(auth[:7], "Bearer ")
+		given := ""
+		if ok {
+			given = auth[7:]
+		}
 		sum := sha256.Sum256([]byte(given))
 		match := 0
 		for _, t := range s.tokens {
