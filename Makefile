@@ -51,3 +51,6 @@ $(ZK_JAR):
 ## when a server is missing.
 test: test-deps fmt-check vet
 	MASTERKV_CONSUL_BIN=$(CONSUL) $(GO) test -race -count=1 -timeout 40m ./...
+
+# The Lambda functions' build targets (SAM's `BuildMethod: makefile`).
+-include lambda.mk
