@@ -21,6 +21,7 @@ import (
 	"github.com/masterkv/masterkv/raftnode/config"
 	"github.com/masterkv/masterkv/raftnode/httpapi"
 	"github.com/masterkv/masterkv/raftnode/node"
+	"github.com/masterkv/masterkv/raftnode/sweep"
 )
 
 func main() {
@@ -59,7 +60,7 @@ func run() error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	layout := discovery.NewLayout(cfg.KVClusterMasterPrefix, cfg.WriteEpochKey)
-	pubs, closeStores, err := startPublishers(ctx, cfg, n, layout, log)
+	pubs, sweeper, closeStores, err := startPublishers(ctx, cfg, n, layout, log)
 	if err != nil {
 		return err
 	}
@@ -76,6 +77,7 @@ func run() error {
 		AllowLoopback:  cfg.AllowLoopback,
 		LeaderWait:     cfg.LeaderWait,
 		Publishers:     pubs,
+		Sweep:          sweepOrNil(sweeper),
 		ReceiptTimeout: cfg.ReceiptTimeout,
 		WaitAllTimeout: cfg.WaitAllTimeout,
 		Logger:         log,
@@ -135,4 +137,12 @@ masterkv dev node on http://%[1]s (internal store only)
   curl -s%[2]s http://%[1]s/v1/masters
 
 `, addr, auth)
+}
+
+// sweepOrNil keeps a nil *sweep.Sweeper out of the interface.
+func sweepOrNil(s *sweep.Sweeper) httpapi.Sweep {
+	if s == nil {
+		return nil
+	}
+	return s
 }

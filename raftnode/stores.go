@@ -12,19 +12,21 @@ import (
 	"github.com/masterkv/masterkv/raftnode/httpapi"
 	"github.com/masterkv/masterkv/raftnode/node"
 	"github.com/masterkv/masterkv/raftnode/publish"
+	"github.com/masterkv/masterkv/raftnode/sweep"
 )
 
 // startPublishers builds this node's external stores from the config, in
 // orchestrator's order (ZooKeeper, then Consul; the internal store is the
 // FSM itself), and runs one publisher per store until ctx ends. The
 // returned close function releases the stores' connections.
-func startPublishers(ctx context.Context, cfg config.Config, n *node.Node, layout discovery.Layout, log *slog.Logger) ([]httpapi.Publisher, func(), error) {
+func startPublishers(ctx context.Context, cfg config.Config, n *node.Node, layout discovery.Layout, log *slog.Logger) ([]httpapi.Publisher, *sweep.Sweeper, func(), error) {
 	var stores []publish.Store
 	var closers []func()
+	var sweeper *sweep.Sweeper
 	if cfg.ZKAddress != "" {
 		zs, closeZK, err := openZooKeeper(cfg, log)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		stores = append(stores, zs)
 		closers = append(closers, closeZK)
@@ -38,9 +40,16 @@ func startPublishers(ctx context.Context, cfg config.Config, n *node.Node, layou
 			TLSServerName: cfg.ConsulTLSServerName,
 		})
 		if err != nil {
-			return nil, nil, fmt.Errorf("config: MASTERKV_CONSUL_*: %w", err)
+			return nil, nil, nil, fmt.Errorf("config: MASTERKV_CONSUL_*: %w", err)
 		}
 		stores = append(stores, cs)
+		if cfg.ConsulCrossDataCenterDistribution {
+			sweeper = sweep.New(cs, n.Store(), n, sweep.Config{
+				Layout: layout, Interval: cfg.ConsulSweepInterval, Concurrency: cfg.ConsulSweepConcurrency,
+				RetryMax: cfg.StoreRetryMax, Logger: log.With("component", "sweep"),
+			})
+			go sweeper.Run(ctx)
+		}
 	}
 	var pubs []httpapi.Publisher
 	for _, s := range stores {
@@ -52,7 +61,7 @@ func startPublishers(ctx context.Context, cfg config.Config, n *node.Node, layou
 		pubs = append(pubs, p)
 		log.Info("publishing to store", "store", s.Name())
 	}
-	return pubs, func() {
+	return pubs, sweeper, func() {
 		for _, c := range closers {
 			c()
 		}

@@ -56,6 +56,10 @@ type Config struct {
 	ConsulKeyFile              string        `envconfig:"MASTERKV_CONSUL_KEY_FILE"`
 	ConsulTLSServerName        string        `envconfig:"MASTERKV_CONSUL_TLS_SERVER_NAME"`
 	ConsulTimeout              time.Duration `envconfig:"MASTERKV_CONSUL_TIMEOUT" default:"5s"`
+	// Cross-datacenter distribution by the leader.
+	ConsulCrossDataCenterDistribution bool          `envconfig:"MASTERKV_CONSUL_CROSS_DATA_CENTER_DISTRIBUTION"`
+	ConsulSweepInterval               time.Duration `envconfig:"MASTERKV_CONSUL_SWEEP_INTERVAL" default:"1m"`
+	ConsulSweepConcurrency            int           `envconfig:"MASTERKV_CONSUL_SWEEP_CONCURRENCY" default:"8"`
 
 	// ZooKeeper: empty address means no ZooKeeper.
 	ZKAddress string        `envconfig:"MASTERKV_ZK_ADDRESS"`
@@ -213,6 +217,15 @@ func (c Config) validateStores() error {
 	case "consul", "consul-txn", "consul_txn":
 	default:
 		return varErr("CONSUL_KV_STORE_PROVIDER", "must be consul or consul-txn, got %q", c.ConsulKVStoreProvider)
+	}
+	if c.ConsulCrossDataCenterDistribution && c.ConsulAddress == "" {
+		return varErr("CONSUL_CROSS_DATA_CENTER_DISTRIBUTION", "needs %s_CONSUL_ADDRESS: the leader lists datacenters from its Consul", Prefix)
+	}
+	if c.ConsulSweepInterval < time.Second {
+		return varErr("CONSUL_SWEEP_INTERVAL", "must be at least 1s, got %s", c.ConsulSweepInterval)
+	}
+	if c.ConsulSweepConcurrency < 1 {
+		return varErr("CONSUL_SWEEP_CONCURRENCY", "must be at least 1, got %d", c.ConsulSweepConcurrency)
 	}
 	if c.ConsulMaxKVsPerTransaction < 0 {
 		return varErr("CONSUL_MAX_KVS_PER_TRANSACTION", "must not be negative, got %d", c.ConsulMaxKVsPerTransaction)

@@ -13,7 +13,9 @@ import (
 	"github.com/masterkv/masterkv/raftnode/fsm"
 	"github.com/masterkv/masterkv/raftnode/node"
 	"github.com/masterkv/masterkv/raftnode/publish"
+	"github.com/masterkv/masterkv/raftnode/sweep"
 )
+
 
 // receipt answers a committed failover.
 type receipt struct {
@@ -316,10 +318,15 @@ func (s *Server) getMaster(w http.ResponseWriter, r *http.Request) {
 type statusView struct {
 	node.Status
 	Stores []publish.Status `json:"stores"`
+	Sweep  *sweep.Status    `json:"sweep,omitempty"`
 }
 
 func (s *Server) status(w http.ResponseWriter, _ *http.Request) {
 	v := statusView{Status: s.node.Status(), Stores: []publish.Status{}}
+	if s.opts.Sweep != nil {
+		st := s.opts.Sweep.Status()
+		v.Sweep = &st
+	}
 	for _, p := range s.opts.Publishers {
 		v.Stores = append(v.Stores, p.Status())
 	}

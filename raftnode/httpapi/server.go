@@ -17,6 +17,7 @@ import (
 	"github.com/masterkv/masterkv/internal/master"
 	"github.com/masterkv/masterkv/raftnode/fsm"
 	"github.com/masterkv/masterkv/raftnode/node"
+	"github.com/masterkv/masterkv/raftnode/sweep"
 )
 
 // Node is the raft member the API writes through.
@@ -29,6 +30,13 @@ type Node interface {
 	// log it started with: its records may be older than committed state.
 	CaughtUp() bool
 }
+
+// Sweep reports the leader's cross-datacenter distribution.
+type Sweep interface {
+	Status() sweep.Status
+}
+
+var _ Sweep = (*sweep.Sweeper)(nil)
 
 // Masters reads the internal master store.
 type Masters interface {
@@ -56,6 +64,8 @@ type Options struct {
 	Client *http.Client
 	// Publishers are this node's external stores, for receipts and status.
 	Publishers []Publisher
+	// Sweep is the cross-datacenter sweep, nil when off.
+	Sweep Sweep
 	// ReceiptTimeout bounds how long a write waits for this node's stores.
 	ReceiptTimeout time.Duration
 	// WaitAllTimeout bounds ?wait=all, the wait for every node's stores.

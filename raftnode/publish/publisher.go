@@ -49,6 +49,13 @@ type Config struct {
 	DriftInterval time.Duration
 	// DriftRepair rewrites drifted clusters instead of only reporting them.
 	DriftRepair bool
+	// SweepInterval, when set, makes the publisher read and compare every
+	// cluster (writing what differs) at start and at this interval: the
+	// cross-datacenter sweep. Each pass is reported in Status.LastSweep.
+	SweepInterval time.Duration
+	// Observe, when set, is told the duration and outcomes of every Write,
+	// for metrics.
+	Observe func(store string, seconds float64, outs []kvstore.Outcome)
 	Logger      *slog.Logger
 	// Now is the clock for status timestamps.
 	Now func() time.Time
@@ -67,6 +74,7 @@ type Publisher struct {
 	changed  chan struct{}      // closed and replaced after every batch
 	status   Status
 	force    map[string]bool // drifted clusters to rewrite
+	sweep    *sweepPass      // the pass in progress, if any
 }
 
 type attempt struct {
@@ -115,6 +123,13 @@ func (p *Publisher) Run(ctx context.Context) {
 		defer t.Stop()
 		drift = t.C
 	}
+	var sweep <-chan time.Time
+	if p.cfg.SweepInterval > 0 {
+		t := time.NewTicker(p.cfg.SweepInterval)
+		defer t.Stop()
+		sweep = t.C
+		p.startSweep()
+	}
 	wait := time.NewTimer(0)
 	defer wait.Stop()
 	for {
@@ -127,6 +142,8 @@ func (p *Publisher) Run(ctx context.Context) {
 			if p.ready() {
 				p.checkDrift(ctx)
 			}
+		case <-sweep:
+			p.startSweep()
 		}
 		if !p.ready() {
 			wait.Reset(50 * time.Millisecond)
@@ -179,8 +196,12 @@ func (p *Publisher) publishOnce(ctx context.Context) (more, failed bool) {
 	}
 	start := p.cfg.Now()
 	outs := p.store.Write(ctx, clusters)
+	if p.cfg.Observe != nil {
+		p.cfg.Observe(p.store.Name(), p.cfg.Now().Sub(start).Seconds(), outs)
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.sweepRecord(clusters, outs)
 	for _, o := range outs {
 		p.attempts[o.Alias] = attempt{epoch: o.Epoch, outcome: o}
 		p.status.count(o)

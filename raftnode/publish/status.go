@@ -24,12 +24,17 @@ type Status struct {
 	// state at the last check.
 	Drift          []string  `json:"drift,omitempty"`
 	DriftCheckedAt time.Time `json:"drift_checked_at,omitzero"`
+	// KeysWritten counts keys changed in the store since start.
+	KeysWritten uint64 `json:"keys_written"`
+	// LastSweep is the last full pass, for publishers that sweep.
+	LastSweep *SweepReport `json:"last_sweep,omitempty"`
 }
 
 func (s *Status) count(o kvstore.Outcome) {
 	switch o.Status {
 	case kvstore.Written:
 		s.Written++
+		s.KeysWritten += uint64(o.Keys)
 	case kvstore.Unchanged:
 		s.Unchanged++
 	case kvstore.Stale:
@@ -45,6 +50,10 @@ func (p *Publisher) Status() Status {
 	defer p.mu.Unlock()
 	s := p.status
 	s.Drift = append([]string(nil), s.Drift...)
+	if s.LastSweep != nil {
+		r := *s.LastSweep
+		s.LastSweep = &r
+	}
 	return s
 }
 
