@@ -20,7 +20,9 @@ import (
 	"github.com/masterkv/masterkv/internal/master"
 	"github.com/masterkv/masterkv/raftnode/config"
 	"github.com/masterkv/masterkv/raftnode/httpapi"
+	"github.com/masterkv/masterkv/raftnode/metrics"
 	"github.com/masterkv/masterkv/raftnode/node"
+	"github.com/masterkv/masterkv/raftnode/publish"
 	"github.com/masterkv/masterkv/raftnode/sweep"
 )
 
@@ -48,9 +50,11 @@ func run() error {
 	}
 	log := newLogger(cfg)
 	peers, _ := cfg.PeerList() // validated by Load
+	m := metrics.New()
 	n, err := node.Open(node.Config{
 		ID: cfg.NodeID, Peers: peers, Bootstrap: cfg.ShouldBootstrap(),
-		SnapshotDelay: cfg.SnapshotDelay, ApplyTimeout: cfg.ApplyTimeout, Logger: log,
+		SnapshotDelay: cfg.SnapshotDelay, ApplyTimeout: cfg.ApplyTimeout,
+		OnPropose: m.ObserveCommit, Logger: log,
 	}, cfg.DataDir, cfg.RaftAddr, cfg.RaftAdvertise())
 	if err != nil {
 		return err
@@ -60,11 +64,25 @@ func run() error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	layout := discovery.NewLayout(cfg.KVClusterMasterPrefix, cfg.WriteEpochKey)
-	pubs, sweeper, closeStores, err := startPublishers(ctx, cfg, n, layout, log)
+	pubs, sweeper, closeStores, err := startPublishers(ctx, cfg, n, layout, m, log)
 	if err != nil {
 		return err
 	}
 	defer closeStores()
+	m.Register(metrics.NewStatusCollector(n, func() []publish.Status {
+		var out []publish.Status
+		for _, p := range pubs {
+			out = append(out, p.Status())
+		}
+		if sweeper != nil {
+			out = append(out, sweeper.Status().Datacenters...)
+		}
+		return out
+	}))
+	apiPubs := make([]httpapi.Publisher, len(pubs))
+	for i, p := range pubs {
+		apiPubs[i] = p
+	}
 
 	var resolver master.Resolver
 	if cfg.ResolveIPs {
@@ -76,7 +94,8 @@ func run() error {
 		Resolver:       resolver,
 		AllowLoopback:  cfg.AllowLoopback,
 		LeaderWait:     cfg.LeaderWait,
-		Publishers:     pubs,
+		Publishers:     apiPubs,
+		Metrics:        m.Handler(),
 		Sweep:          sweepOrNil(sweeper),
 		ReceiptTimeout: cfg.ReceiptTimeout,
 		WaitAllTimeout: cfg.WaitAllTimeout,

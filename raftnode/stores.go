@@ -9,7 +9,7 @@ import (
 	"github.com/masterkv/masterkv/internal/consulkv"
 	"github.com/masterkv/masterkv/internal/discovery"
 	"github.com/masterkv/masterkv/raftnode/config"
-	"github.com/masterkv/masterkv/raftnode/httpapi"
+	"github.com/masterkv/masterkv/raftnode/metrics"
 	"github.com/masterkv/masterkv/raftnode/node"
 	"github.com/masterkv/masterkv/raftnode/publish"
 	"github.com/masterkv/masterkv/raftnode/sweep"
@@ -19,7 +19,7 @@ import (
 // orchestrator's order (ZooKeeper, then Consul; the internal store is the
 // FSM itself), and runs one publisher per store until ctx ends. The
 // returned close function releases the stores' connections.
-func startPublishers(ctx context.Context, cfg config.Config, n *node.Node, layout discovery.Layout, log *slog.Logger) ([]httpapi.Publisher, *sweep.Sweeper, func(), error) {
+func startPublishers(ctx context.Context, cfg config.Config, n *node.Node, layout discovery.Layout, m *metrics.Metrics, log *slog.Logger) ([]*publish.Publisher, *sweep.Sweeper, func(), error) {
 	var stores []publish.Store
 	var closers []func()
 	var sweeper *sweep.Sweeper
@@ -46,16 +46,17 @@ func startPublishers(ctx context.Context, cfg config.Config, n *node.Node, layou
 		if cfg.ConsulCrossDataCenterDistribution {
 			sweeper = sweep.New(cs, n.Store(), n, sweep.Config{
 				Layout: layout, Interval: cfg.ConsulSweepInterval, Concurrency: cfg.ConsulSweepConcurrency,
-				RetryMax: cfg.StoreRetryMax, Logger: log.With("component", "sweep"),
+				RetryMax: cfg.StoreRetryMax, Observe: m.ObserveWrite, Logger: log.With("component", "sweep"),
 			})
 			go sweeper.Run(ctx)
 		}
 	}
-	var pubs []httpapi.Publisher
+	var pubs []*publish.Publisher
 	for _, s := range stores {
 		p := publish.New(s, n.Store(), publish.Config{
 			Layout: layout, Ready: n.CaughtUp, RetryMax: cfg.StoreRetryMax,
-			DriftInterval: cfg.DriftCheckInterval, DriftRepair: cfg.DriftRepair, Logger: log,
+			DriftInterval: cfg.DriftCheckInterval, DriftRepair: cfg.DriftRepair,
+			Observe: m.ObserveWrite, Logger: log,
 		})
 		go p.Run(ctx)
 		pubs = append(pubs, p)

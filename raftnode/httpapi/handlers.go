@@ -16,7 +16,6 @@ import (
 	"github.com/masterkv/masterkv/raftnode/sweep"
 )
 
-
 // receipt answers a committed failover.
 type receipt struct {
 	Cluster   string             `json:"cluster"`

@@ -64,6 +64,8 @@ type Options struct {
 	Client *http.Client
 	// Publishers are this node's external stores, for receipts and status.
 	Publishers []Publisher
+	// Metrics serves GET /metrics; nil leaves the route out.
+	Metrics http.Handler
 	// Sweep is the cross-datacenter sweep, nil when off.
 	Sweep Sweep
 	// ReceiptTimeout bounds how long a write waits for this node's stores.
@@ -123,6 +125,9 @@ func (s *Server) routes() {
 	s.handle("GET /v1/masters/{alias}", s.getMaster)
 	s.handle("GET /v1/masters/{alias}/applied", s.applied)
 	s.handle("GET /v1/status", s.status)
+	if s.opts.Metrics != nil {
+		s.mux.Handle("GET /metrics", s.authorize(s.opts.Metrics.ServeHTTP))
+	}
 	for _, m := range []string{"GET", "POST"} {
 		s.handle(m+" /api/submit-masters-to-kv-stores", s.submit)
 		s.handle(m+" /api/submit-masters-to-kv-stores/{$}", s.submit)

@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -51,9 +52,12 @@ type Config struct {
 	// SnapshotDelay is how long after a failover commit the leader takes a
 	// raft snapshot; 0 turns it off.
 	SnapshotDelay time.Duration
-	// ApplyTimeout bounds one raft commit.
+	// ApplyTimeout bounds how long an entry may wait to be queued for
+	// commit; the commit itself ends when it commits or leadership is lost.
 	ApplyTimeout time.Duration
-	Logger       *slog.Logger
+	// OnPropose, when set, is told every proposal's outcome (metrics).
+	OnPropose func(t command.Type, res fsm.Result, err error)
+	Logger    *slog.Logger
 }
 
 // Deps are the raft parts; Open builds durable ones, tests in-memory ones.
@@ -78,7 +82,8 @@ type Node struct {
 	peers map[string]Peer
 	deps  Deps
 
-	catchUp catchUp
+	catchUp       catchUp
+	leaderChanges atomic.Uint64
 
 	snapMu      sync.Mutex
 	snapPending bool
@@ -137,8 +142,33 @@ func New(cfg Config, d Deps) (*Node, error) {
 		return nil, fmt.Errorf("node: start raft: %w", err)
 	}
 	n.raft = r
+	n.watchLeader()
 	return n, nil
 }
+
+// watchLeader counts leader changes seen by this node, for metrics.
+func (n *Node) watchLeader() {
+	ch := make(chan raft.Observation, 64)
+	obs := raft.NewObserver(ch, false, func(o *raft.Observation) bool {
+		_, ok := o.Data.(raft.LeaderObservation)
+		return ok
+	})
+	n.raft.RegisterObserver(obs)
+	go func() {
+		defer n.raft.DeregisterObserver(obs)
+		for {
+			select {
+			case <-ch:
+				n.leaderChanges.Add(1)
+			case <-n.closed:
+				return
+			}
+		}
+	}()
+}
+
+// LeaderChanges counts the leader changes this node observed.
+func (n *Node) LeaderChanges() uint64 { return n.leaderChanges.Load() }
 
 func (n *Node) membership(t raft.Transport) raft.Configuration {
 	if len(n.cfg.Peers) == 0 {
@@ -167,7 +197,14 @@ func (n *Node) IsLeader() bool { return n.raft.State() == raft.Leader }
 // already holds is answered from the store without a new entry. Application
 // refusals (conflict, unknown cluster, reused id) come back both in the
 // result and as the error.
-func (n *Node) Propose(ctx context.Context, c command.Command) (fsm.Result, error) {
+func (n *Node) Propose(ctx context.Context, c command.Command) (res fsm.Result, err error) {
+	if n.cfg.OnPropose != nil {
+		defer func() { n.cfg.OnPropose(c.Type, res, err) }()
+	}
+	return n.propose(ctx, c)
+}
+
+func (n *Node) propose(ctx context.Context, c command.Command) (fsm.Result, error) {
 	if res, ok, err := n.fsm.Lookup(c); err != nil {
 		return fsm.Result{}, err
 	} else if ok {

@@ -59,8 +59,12 @@ var benchLayout = discovery.NewLayout(discovery.DefaultPrefix, true)
 // long-lived watchers (Consul blocking queries, ZooKeeper data watches).
 //
 // Floor, per iteration on the same group: one raft commit (leader.Propose
-// of a failover command) followed by one Consul transaction writing a
-// cluster's six keys into the leader's agent.
+// of a failover command) plus one Consul transaction writing a cluster's
+// six keys into the leader's agent. A second, informative floor replaces
+// that transaction with the writes a failover needs in all six stores at
+// once (a 6-key transaction into each agent and a 6-op multi into each
+// chroot), which shows what this machine can do when every store is
+// written at the same moment.
 //
 // Raft timing profiles: "raft=test" is nodetest's FastTimeouts
 // (CommitTimeout 5 ms) as every other test here; "raft=default" is
@@ -111,7 +115,7 @@ func benchFailover(b *testing.B, tune func(*raft.Config), nudge bool) {
 	const cluster = "bench"
 	w := g.watch(b, benchLayout.Pairs(cluster, discovery.Master{Host: "x", Port: 1}, 0)[0].Key)
 
-	var vis, post, leaderVis, followerVis, consulVis, zkVis, floor, commit, txn []time.Duration
+	var vis, post, leaderVis, followerVis, consulVis, zkVis, floor, all, commit, txn []time.Duration
 	iter := 0
 	sample := func(record bool) {
 		iter++
@@ -144,15 +148,19 @@ func benchFailover(b *testing.B, tune func(*raft.Config), nudge bool) {
 		g.settle(b, cluster, rc.Epoch)
 		g.verify(b, rc.Pairs)
 
-		// The floor: one raft commit, then one 6-key Consul transaction.
+		// The floors, each part measured with nothing else running: the
+		// stores' writes first, then the raft commit (which sets the
+		// publishers off in the background).
 		iter++
 		m := discovery.Master{Host: fmt.Sprintf("10.1.%d.%d", (iter/250)%250, iter%250+1), Port: 3306}
 		m.IPv4 = m.Host
 		t1 := time.Now()
-		epoch := g.propose(b, "floor", m)
+		g.floorAll(b, m, uint64(iter))
 		t2 := time.Now()
-		g.floorTxn(b, leader, m, epoch)
+		g.floorTxn(b, leader, m, uint64(iter))
 		t3 := time.Now()
+		epoch := g.propose(b, "floor", m)
+		t4 := time.Now()
 		g.settle(b, "floor", epoch)
 
 		if record {
@@ -162,9 +170,10 @@ func benchFailover(b *testing.B, tune func(*raft.Config), nudge bool) {
 			followerVis = append(followerVis, fv)
 			consulVis = append(consulVis, cv)
 			zkVis = append(zkVis, zv)
-			floor = append(floor, t3.Sub(t1))
-			commit = append(commit, t2.Sub(t1))
+			commit = append(commit, t4.Sub(t3))
 			txn = append(txn, t3.Sub(t2))
+			floor = append(floor, t4.Sub(t2))
+			all = append(all, t2.Sub(t1)+t4.Sub(t3))
 		}
 	}
 	// Warm up: the first writes create keys and znodes, connections open.
@@ -191,6 +200,8 @@ func benchFailover(b *testing.B, tune func(*raft.Config), nudge bool) {
 	b.ReportMetric(ms(pct(consulVis, 50)), "consul-vis-p50-ms")
 	b.ReportMetric(ms(pct(zkVis, 50)), "zk-vis-p50-ms")
 	b.ReportMetric(ms(pct(commit, 50)), "commit-p50-ms")
+	b.ReportMetric(ms(pct(all, 50)), "all-stores-floor-p50-ms")
+	b.ReportMetric(ms(pct(all, 99)), "all-stores-floor-p99-ms")
 	b.ReportMetric(ms(pct(txn, 50)), "txn-p50-ms")
 	b.Logf("visible p50 %.2f ms p99 %.2f ms (target %.2f / %.2f ms); floor p50 %.2f ms p99 %.2f ms",
 		ms(p50), ms(p99), 2*ms(f50), 3*ms(f99), ms(f50), ms(f99))
@@ -269,6 +280,7 @@ func newBenchGroup(b *testing.B, tune func(*raft.Config), nudge bool) *benchGrou
 	}
 	b.Cleanup(c.Close)
 	g.zkc = c
+	g.createFloorZnodes(b)
 	return g
 }
 
@@ -331,6 +343,60 @@ func (g *benchGroup) floorTxn(b *testing.B, i int, m discovery.Master, epoch uin
 	ok, resp, _, err := g.clients[i].Txn().Txn(ops, nil)
 	if err != nil || !ok {
 		b.Fatalf("floor txn: ok=%v err=%v resp=%+v", ok, err, resp)
+	}
+}
+
+// floorAll writes a cluster's six keys into every agent (one transaction
+// each) and every chroot (one multi each), all at once.
+func (g *benchGroup) floorAll(b *testing.B, m discovery.Master, epoch uint64) {
+	b.Helper()
+	pairs := floorLayout.Pairs("floor", m, epoch)
+	var ops api.TxnOps
+	for _, p := range pairs {
+		ops = append(ops, &api.TxnOp{KV: &api.KVTxnOp{Verb: api.KVSet, Key: p.Key, Value: []byte(p.Value)}})
+	}
+	errs := make([]error, 2*len(g.consul))
+	var wg sync.WaitGroup
+	for i := range g.consul {
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			if ok, resp, _, err := g.clients[i].Txn().Txn(ops, nil); err != nil || !ok {
+				errs[2*i] = fmt.Errorf("floor txn dc%d: ok=%v err=%v resp=%+v", i, ok, err, resp)
+			}
+		}()
+		go func() {
+			defer wg.Done()
+			var zops []any
+			for _, p := range pairs {
+				zops = append(zops, &zk.SetDataRequest{Path: benchChroot(i) + discovery.ZKPath(p.Key), Data: []byte(p.Value), Version: -1})
+			}
+			if _, err := g.zkc.Multi(zops...); err != nil {
+				errs[2*i+1] = fmt.Errorf("floor multi node%d: %w", i, err)
+			}
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// createFloorZnodes creates the znodes floorAll sets, with their parents.
+func (g *benchGroup) createFloorZnodes(b *testing.B) {
+	b.Helper()
+	for i := range g.consul {
+		for _, p := range floorLayout.Pairs("floor", discovery.Master{}, 0) {
+			path := benchChroot(i) + discovery.ZKPath(p.Key)
+			for j := 1; j <= len(path); j++ {
+				if j < len(path) && path[j] != '/' {
+					continue
+				}
+				if _, err := g.zkc.Create(path[:j], nil, 0, zk.WorldACL(zk.PermAll)); err != nil && !errors.Is(err, zk.ErrNodeExists) {
+					b.Fatalf("create %s: %v", path[:j], err)
+				}
+			}
+		}
 	}
 }
 
@@ -531,14 +597,17 @@ func BenchmarkSubmitAll10k(b *testing.B) {
 	b.Logf("populate of %d clusters in both stores: %s; node RSS %d MB, peak %d MB",
 		submitClusters, populated.Round(time.Millisecond), baseRSS>>10, baseHWM>>10)
 
-	var submit, floor []time.Duration
+	var submit, floor, zkDone, consulDone []time.Duration
 	var hwm int64
 	round := 0
 	for b.Loop() {
 		round++
 		resetHWM := n.resetHWM()
-		want, took := n.submit(b)
-		submit = append(submit, took)
+		run := n.submit(b)
+		want := run.want
+		submit = append(submit, run.took)
+		zkDone = append(zkDone, run.done["zookeeper"])
+		consulDone = append(consulDone, run.done["consul"])
 		h := n.procKB(b, "VmHWM")
 		if !resetHWM {
 			h = max(h, baseHWM)
@@ -558,6 +627,10 @@ func BenchmarkSubmitAll10k(b *testing.B) {
 	b.ReportMetric(float64(hwm)/1024, "submit-peak-rss-MB")
 	b.ReportMetric(float64(baseRSS)/1024, "pre-submit-rss-MB")
 	b.ReportMetric(populated.Seconds(), "populate-s")
+	// Where the time goes: when each store had every cluster (0: missed
+	// by the 20 ms status poll).
+	b.ReportMetric(mean(zkDone).Seconds(), "zk-done-s")
+	b.ReportMetric(mean(consulDone).Seconds(), "consul-done-s")
 	b.Logf("submit %.2f s, floor %.2f s, ratio %.2f (target 1.5); peak RSS %.1f MB (target 100)",
 		s.Seconds(), f.Seconds(), s.Seconds()/f.Seconds(), float64(peak)/1024)
 }
@@ -649,6 +722,7 @@ type benchStatus struct {
 	Clusters int    `json:"clusters"`
 	Stores   []struct {
 		Store     string `json:"store"`
+		Applied   uint64 `json:"applied_epoch"`
 		Backlog   int    `json:"backlog"`
 		Written   uint64 `json:"written"`
 		Unchanged uint64 `json:"unchanged"`
@@ -746,13 +820,47 @@ func (n *procNode) waitStores(b *testing.B, clusters int, timeout time.Duration)
 	}
 }
 
-// submit times POST /api/submit-masters-to-kv-stores and returns every
-// pair it reports, by key.
-func (n *procNode) submit(b *testing.B) (map[string]string, time.Duration) {
+// submitRun is what one submit did.
+type submitRun struct {
+	took  time.Duration
+	want  map[string]string // every pair the answer lists, by key
+	epoch uint64
+	// done is when each store had confirmed every cluster at the submit's
+	// epoch, from /v1/status polled every 20 ms during the submit.
+	done map[string]time.Duration
+}
+
+// submit times POST /api/submit-masters-to-kv-stores and checks its answer.
+func (n *procNode) submit(b *testing.B) submitRun {
 	b.Helper()
+	type sample struct {
+		at time.Duration
+		st benchStatus
+	}
+	var samples []sample
+	stop := make(chan struct{})
+	polled := make(chan struct{})
 	t0 := time.Now()
+	go func() {
+		defer close(polled)
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+			var st benchStatus
+			if n.getJSON("/v1/status", &st) == nil {
+				samples = append(samples, sample{time.Since(t0), st})
+			}
+		}
+	}()
 	body := n.post(b, "/api/submit-masters-to-kv-stores", "application/json", nil)
-	took := time.Since(t0)
+	run := submitRun{took: time.Since(t0), done: map[string]time.Duration{}}
+	close(stop)
+	<-polled
 	var res struct {
 		Code    string
 		Message string
@@ -766,18 +874,30 @@ func (n *procNode) submit(b *testing.B) (map[string]string, time.Duration) {
 		res.Stores["consul"] != "ok" || res.Stores["zookeeper"] != "ok" {
 		b.Fatalf("submit answered %s %q stores %v, want OK, %d masters, both stores ok", res.Code, res.Message, res.Stores, submitClusters)
 	}
-	want := make(map[string]string, len(res.Details))
+	run.want = make(map[string]string, len(res.Details))
 	for _, p := range res.Details {
-		want[p.Key] = p.Value
+		run.want[p.Key] = p.Value
 	}
-	if len(want) != submitClusters*keysPerCluster {
-		b.Fatalf("submit details hold %d keys, want %d", len(want), submitClusters*keysPerCluster)
+	if len(run.want) != submitClusters*keysPerCluster {
+		b.Fatalf("submit details hold %d keys, want %d", len(run.want), submitClusters*keysPerCluster)
 	}
 	alias, host := benchMaster(submitClusters - 1)
-	if k := discovery.DefaultPrefix + "/" + alias; want[k] != host+":3306" {
-		b.Fatalf("submit details %s = %q, want %s:3306", k, want[k], host)
+	if k := discovery.DefaultPrefix + "/" + alias; run.want[k] != host+":3306" {
+		b.Fatalf("submit details %s = %q, want %s:3306", k, run.want[k], host)
 	}
-	return want, took
+	epoch, err := strconv.ParseUint(run.want[discovery.DefaultPrefix+"/"+alias+"/epoch"], 10, 64)
+	if err != nil {
+		b.Fatalf("submit epoch: %v", err)
+	}
+	run.epoch = epoch
+	for _, smp := range samples {
+		for _, st := range smp.st.Stores {
+			if _, ok := run.done[st.Store]; !ok && st.Applied >= epoch && st.Backlog == 0 {
+				run.done[st.Store] = smp.at
+			}
+		}
+	}
+	return run
 }
 
 // procKB reads a "Vm..." line of the node's /proc status, in kB.

@@ -56,7 +56,7 @@ type Config struct {
 	// Observe, when set, is told the duration and outcomes of every Write,
 	// for metrics.
 	Observe func(store string, seconds float64, outs []kvstore.Outcome)
-	Logger      *slog.Logger
+	Logger  *slog.Logger
 	// Now is the clock for status timestamps.
 	Now func() time.Time
 }

@@ -27,11 +27,16 @@ type sweepPass struct {
 }
 
 // startSweep marks every committed cluster for a read-compare-write pass.
-// A pass still running is restarted: its pending clusters stay marked.
+// While a pass is still running (a slow or unreachable datacenter) the tick
+// is skipped: restarting would keep a long pass from ever finishing, and
+// committed changes do not wait for passes anyway.
 func (p *Publisher) startSweep() {
 	recs := p.src.Records()
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.sweep != nil {
+		return
+	}
 	pass := &sweepPass{pending: make(map[string]bool, len(recs)), report: SweepReport{At: p.cfg.Now()}}
 	for _, r := range recs {
 		pass.pending[r.Cluster] = true
