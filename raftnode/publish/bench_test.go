@@ -597,7 +597,7 @@ func BenchmarkSubmitAll10k(b *testing.B) {
 	b.Logf("populate of %d clusters in both stores: %s; node RSS %d MB, peak %d MB",
 		submitClusters, populated.Round(time.Millisecond), baseRSS>>10, baseHWM>>10)
 
-	var submit, floor, zkDone, consulDone []time.Duration
+	var submit, floor, zkDone, consulDone, zkFloor, zkFloorBatched []time.Duration
 	var hwm int64
 	round := 0
 	for b.Loop() {
@@ -616,6 +616,8 @@ func BenchmarkSubmitAll10k(b *testing.B) {
 		verifyConsul(b, client, want)
 		verifyZK(b, zc, want)
 		floor = append(floor, floorWrite(b, client, fmt.Sprintf("bench-floor-%d/", round), want))
+		zkFloor = append(zkFloor, zkFloorWrite(b, zc, fmt.Sprintf("/bench-floor-%d", round), want, 1))
+		zkFloorBatched = append(zkFloorBatched, zkFloorWrite(b, zc, fmt.Sprintf("/bench-floor-batched-%d", round), want, 10))
 	}
 
 	s, f := mean(submit), mean(floor)
@@ -631,6 +633,11 @@ func BenchmarkSubmitAll10k(b *testing.B) {
 	// by the 20 ms status poll).
 	b.ReportMetric(mean(zkDone).Seconds(), "zk-done-s")
 	b.ReportMetric(mean(consulDone).Seconds(), "consul-done-s")
+	// ZooKeeper's own floors, for comparison: the same znodes created
+	// under a fresh path, one multi per cluster (as zkkv writes) and ten
+	// clusters per multi, 8 in flight on one session.
+	b.ReportMetric(mean(zkFloor).Seconds(), "zk-floor-s")
+	b.ReportMetric(mean(zkFloorBatched).Seconds(), "zk-floor-batched-s")
 	b.Logf("submit %.2f s, floor %.2f s, ratio %.2f (target 1.5); peak RSS %.1f MB (target 100)",
 		s.Seconds(), f.Seconds(), s.Seconds()/f.Seconds(), float64(peak)/1024)
 }
@@ -1079,6 +1086,63 @@ func floorWrite(b *testing.B, c *api.Client, prefix string, want map[string]stri
 	pairs, _, err := c.KV().Keys(prefix, "", nil)
 	if err != nil || len(pairs) != len(want) {
 		b.Fatalf("floor prefix %s holds %d keys (err %v), want %d", prefix, len(pairs), err, len(want))
+	}
+	return took
+}
+
+// zkFloorWrite creates want's znodes below root, perMulti clusters per
+// multi (parents first), 8 multis in flight on one session, and returns
+// how long that took.
+func zkFloorWrite(b *testing.B, c *zk.Conn, root string, want map[string]string, perMulti int) time.Duration {
+	b.Helper()
+	acl := zk.WorldACL(zk.PermAll)
+	for _, p := range []string{root, root + "/mysql", root + discovery.ZKPath(discovery.DefaultPrefix)} {
+		if _, err := c.Create(p, nil, 0, acl); err != nil {
+			b.Fatalf("create %s: %v", p, err)
+		}
+	}
+	keys := make([]string, 0, len(want))
+	for k := range want {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys) // a main key, then its five children
+	var multis [][]any
+	per := perMulti * keysPerCluster
+	for i := 0; i < len(keys); i += per {
+		var ops []any
+		for _, k := range keys[i:min(i+per, len(keys))] {
+			ops = append(ops, &zk.CreateRequest{Path: root + discovery.ZKPath(k), Data: []byte(want[k]), Acl: acl})
+		}
+		multis = append(multis, ops)
+	}
+	work := make(chan []any)
+	errc := make(chan error, len(multis))
+	var wg sync.WaitGroup
+	t0 := time.Now()
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ops := range work {
+				if _, err := c.Multi(ops...); err != nil {
+					errc <- fmt.Errorf("zookeeper floor multi: %w", err)
+				}
+			}
+		}()
+	}
+	for _, ops := range multis {
+		work <- ops
+	}
+	close(work)
+	wg.Wait()
+	took := time.Since(t0)
+	close(errc)
+	if err := <-errc; err != nil {
+		b.Fatal(err)
+	}
+	kids, _, err := c.Children(root + discovery.ZKPath(discovery.DefaultPrefix))
+	if err != nil || len(kids) != submitClusters {
+		b.Fatalf("zookeeper floor %s holds %d clusters (err %v), want %d", root, len(kids), err, submitClusters)
 	}
 	return took
 }
