@@ -105,11 +105,14 @@ func run() error {
 	if err != nil {
 		return fmt.Errorf("http listen on %s: %w", cfg.HTTPAddr, err)
 	}
-	// Writes wait for a commit (APPLY_TIMEOUT) and maybe an election
-	// (LEADER_WAIT); the write timeout leaves room for both.
+	// A write may wait for an election (LEADER_WAIT), a commit
+	// (APPLY_TIMEOUT), this node's stores (RECEIPT_TIMEOUT) and, with
+	// ?wait=all, the other nodes (WAIT_ALL_TIMEOUT); the write timeout
+	// leaves room for all of them.
 	srv := &http.Server{
 		Handler: api, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
-		WriteTimeout: cfg.ApplyTimeout + cfg.LeaderWait + 30*time.Second, IdleTimeout: 2 * time.Minute,
+		WriteTimeout: cfg.LeaderWait + cfg.ApplyTimeout + cfg.ReceiptTimeout + cfg.WaitAllTimeout + 30*time.Second,
+		IdleTimeout:  2 * time.Minute,
 	}
 	log.Info("raftnode started", "node", cfg.NodeID, "raft_addr", cfg.RaftAddr, "http_addr", ln.Addr().String(),
 		"data_dir", cfg.DataDir, "peers", len(peers), "auth", len(cfg.APITokens) > 0)

@@ -68,6 +68,18 @@ func (s *Store) writeCluster(ctx context.Context, c kvstore.Cluster) kvstore.Out
 		return failed(c, fmt.Errorf("zookeeper write for cluster %q: no pairs", c.Alias))
 	}
 	var lastErr error
+	if ops, st, ok := s.planFromWritten(c); ok {
+		_, err := call(ctx, s.opTimeout, func() ([]zk.MultiResponse, error) { return s.conn.Multi(ops...) })
+		if err == nil {
+			s.remember(c, st, ops)
+			return kvstore.Outcome{Alias: c.Alias, Epoch: c.Epoch, Status: kvstore.Written, Keys: countWrites(ops)}
+		}
+		s.forget(c.Alias)
+		if !conflict(err) {
+			return failed(c, fmt.Errorf("zookeeper multi for cluster %s: %w", c.Alias, err))
+		}
+		// Someone else changed the cluster: read it for real below.
+	}
 	for round := 0; round < conflictRounds; round++ {
 		if round > 0 {
 			// The read may have been served by a follower behind the
@@ -92,14 +104,58 @@ func (s *Store) writeCluster(ctx context.Context, c kvstore.Cluster) kvstore.Out
 		}
 		_, err = call(ctx, s.opTimeout, func() ([]zk.MultiResponse, error) { return s.conn.Multi(ops...) })
 		if err == nil {
+			s.remember(c, st, ops)
 			return kvstore.Outcome{Alias: c.Alias, Epoch: c.Epoch, Status: kvstore.Written, Keys: countWrites(ops)}
 		}
+		s.forget(c.Alias)
 		if !conflict(err) {
 			return failed(c, fmt.Errorf("zookeeper multi for cluster %s: %w", c.Alias, err))
 		}
 		lastErr = err
 	}
 	return failed(c, fmt.Errorf("zookeeper multi for cluster %s: still conflicting after %d rounds: %w", c.Alias, conflictRounds, lastErr))
+}
+
+// planFromWritten plans c against what this store last wrote for it,
+// without reading. ok is false when there is no such record, or when the
+// plan would not write (unchanged or stale): those outcomes are only ever
+// decided on a real read.
+func (s *Store) planFromWritten(c kvstore.Cluster) ([]any, stored, bool) {
+	s.writtenMu.Lock()
+	st, known := s.written[c.Alias]
+	s.writtenMu.Unlock()
+	if !known {
+		return nil, nil, false
+	}
+	ops, final := s.plan(c, st)
+	if final != nil {
+		return nil, nil, false
+	}
+	return ops, st, true
+}
+
+// remember records the znodes as a successful multi of ops left them.
+func (s *Store) remember(c kvstore.Cluster, before stored, ops []any) {
+	after := stored{}
+	for i, p := range c.Pairs {
+		switch op := ops[i].(type) {
+		case *zk.CreateRequest:
+			after[p.Key] = znode{data: p.Value, version: 0}
+		case *zk.SetDataRequest:
+			after[p.Key] = znode{data: p.Value, version: op.Version + 1}
+		case *zk.CheckVersionRequest:
+			after[p.Key] = before[p.Key]
+		}
+	}
+	s.writtenMu.Lock()
+	s.written[c.Alias] = after
+	s.writtenMu.Unlock()
+}
+
+func (s *Store) forget(alias string) {
+	s.writtenMu.Lock()
+	delete(s.written, alias)
+	s.writtenMu.Unlock()
 }
 
 // conflict reports a multi refused because the znodes changed since they

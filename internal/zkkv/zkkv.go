@@ -47,6 +47,14 @@ type Store struct {
 
 	authMu sync.Mutex  // serialises AddAuth attempts
 	authed atomic.Bool // AddAuth succeeded; go-zookeeper resends it on reconnect
+
+	// written holds, per cluster, the znodes' data and versions after this
+	// store's last successful multi. A change is planned against it instead
+	// of reading first; the multi checks every version, so a stale entry
+	// only costs a refused multi and a real read. It never decides an
+	// outcome by itself: an "unchanged" plan is always confirmed by a read.
+	writtenMu sync.Mutex
+	written   map[string]stored
 }
 
 var (
@@ -85,7 +93,7 @@ func New(cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("zookeeper connect: %w", err)
 	}
-	s := &Store{conn: conn, chroot: chroot, opTimeout: cfg.OpTimeout, concurrency: cfg.Concurrency}
+	s := &Store{conn: conn, chroot: chroot, opTimeout: cfg.OpTimeout, concurrency: cfg.Concurrency, written: map[string]stored{}}
 	if cfg.Auth != "" {
 		s.auth = []byte(cfg.Auth)
 		s.acl = append(zk.WorldACL(zk.PermRead), zk.AuthACL(zk.PermAll)...)

@@ -238,10 +238,26 @@ func (n *Node) propose(ctx context.Context, c command.Command) (fsm.Result, erro
 	if !ok {
 		return fsm.Result{}, fmt.Errorf("raft apply: unexpected response %T", f.Response())
 	}
-	if res.Err == nil && res.Type == command.Failover {
-		n.scheduleSnapshot()
+	if res.Err == nil {
+		n.nudgeFollowers(timeout)
+		if res.Type == command.Failover {
+			n.scheduleSnapshot()
+		}
 	}
 	return res, res.Error()
+}
+
+// nudgeFollowers makes followers apply a fresh commit now. A follower
+// learns the commit index only from the next AppendEntries, which on an idle
+// group comes after raft's CommitTimeout (50 ms): every follower's stores
+// would get a failover that much later. A barrier appends an entry at once,
+// and its replication carries the new commit index. Waiting for it keeps the
+// log settled when Propose returns (tests compare raft indexes), at the cost
+// of one more round trip to a quorum.
+func (n *Node) nudgeFollowers(timeout time.Duration) {
+	if err := n.raft.Barrier(timeout).Error(); err != nil {
+		n.log.Debug("barrier after commit failed", "err", err)
+	}
 }
 
 // LeaderPeer returns the leader as configured in Peers, waiting until ctx
