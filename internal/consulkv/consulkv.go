@@ -79,6 +79,7 @@ type Store struct {
 	maxOps      int
 	concurrency int
 	timeout     time.Duration
+	written     *written // consul-txn only; one per datacenter
 }
 
 var (
@@ -129,6 +130,7 @@ func New(cfg Config) (*Store, error) {
 	return &Store{
 		client: client, dc: cfg.Datacenter, provider: cfg.Provider,
 		maxOps: cfg.MaxOpsPerTxn, concurrency: cfg.Concurrency, timeout: cfg.Timeout,
+		written: newWritten(),
 	}, nil
 }
 
@@ -137,6 +139,7 @@ func New(cfg Config) (*Store, error) {
 func (s *Store) ForDatacenter(dc string) *Store {
 	c := *s
 	c.dc = dc
+	c.written = newWritten()
 	return &c
 }
 

@@ -208,25 +208,40 @@ func (s *Store) writeTxn(ctx context.Context, clusters []kvstore.Cluster) []kvst
 		pending[i] = i
 	}
 	limit := s.opsLimit(len(clusters[0].Pairs))
-	for round := 0; round < conflictRounds && len(pending) > 0; round++ {
-		sub := make([]kvstore.Cluster, len(pending))
-		for j, i := range pending {
-			sub[j] = clusters[i]
-		}
-		st, readErrs := s.readTxn(ctx, sub)
+	// One round more than conflictRounds: a plan from the remembered write
+	// that Consul refuses costs a round without being a lost race.
+	for round := 0; round <= conflictRounds && len(pending) > 0; round++ {
 		ops := make([]api.TxnOps, len(pending))
 		sizes := make([]int, len(pending))
+		var toRead []int // positions in pending
 		for j, i := range pending {
-			if readErrs[j] != nil {
-				out[i] = kvstore.Outcome{Alias: clusters[i].Alias, Epoch: clusters[i].Epoch, Err: readErrs[j]}
-				continue
+			if round == 0 {
+				if o, ok := s.written.planWritten(clusters[i]); ok {
+					ops[j], sizes[j] = o, len(o)
+					continue
+				}
 			}
-			o, final := plan(clusters[i], st[j])
-			if final != nil {
-				out[i] = *final
-				continue
+			toRead = append(toRead, j)
+		}
+		if len(toRead) > 0 {
+			sub := make([]kvstore.Cluster, len(toRead))
+			for k, j := range toRead {
+				sub[k] = clusters[pending[j]]
 			}
-			ops[j], sizes[j] = o, len(o)
+			st, readErrs := s.readTxn(ctx, sub)
+			for k, j := range toRead {
+				i := pending[j]
+				if readErrs[k] != nil {
+					out[i] = kvstore.Outcome{Alias: clusters[i].Alias, Epoch: clusters[i].Epoch, Err: readErrs[k]}
+					continue
+				}
+				o, final := plan(clusters[i], st[k])
+				if final != nil {
+					out[i] = *final
+					continue
+				}
+				ops[j], sizes[j] = o, len(o)
+			}
 		}
 		groups := pack(sizes, limit)
 		var mu sync.Mutex
@@ -236,19 +251,31 @@ func (s *Store) writeTxn(ctx context.Context, clusters []kvstore.Cluster) []kvst
 			for _, j := range groups[g] {
 				txn = append(txn, ops[j]...)
 			}
-			err := s.runWrite(ctx, txn)
+			resp, err := s.runWrite(ctx, txn)
+			indexes := map[string]uint64{}
+			if err == nil {
+				for _, r := range resp.Results {
+					if r.KV != nil {
+						indexes[r.KV.Key] = r.KV.ModifyIndex
+					}
+				}
+			}
 			mu.Lock()
 			defer mu.Unlock()
 			for _, j := range groups[g] {
 				i := pending[j]
+				c := clusters[i]
 				switch {
 				case errors.Is(err, errConflict):
+					s.written.forget(c.Alias)
 					again = append(again, i)
-					out[i] = kvstore.Outcome{Alias: clusters[i].Alias, Epoch: clusters[i].Epoch, Err: err}
+					out[i] = kvstore.Outcome{Alias: c.Alias, Epoch: c.Epoch, Err: err}
 				case err != nil:
-					out[i] = kvstore.Outcome{Alias: clusters[i].Alias, Epoch: clusters[i].Epoch, Err: err}
+					s.written.forget(c.Alias)
+					out[i] = kvstore.Outcome{Alias: c.Alias, Epoch: c.Epoch, Err: err}
 				default:
-					out[i] = kvstore.Outcome{Alias: clusters[i].Alias, Epoch: clusters[i].Epoch, Status: kvstore.Written, Keys: countSets(ops[j])}
+					s.written.remember(c, indexes)
+					out[i] = kvstore.Outcome{Alias: c.Alias, Epoch: c.Epoch, Status: kvstore.Written, Keys: countSets(ops[j])}
 				}
 			}
 		})
@@ -267,21 +294,23 @@ func countSets(ops api.TxnOps) int {
 	return n
 }
 
-// isStaleIndex matches Consul's refusals of a cas or check-index whose
-// index moved: "failed to set key ..., index is stale" and "failed index
-// check for key ..., current modify index ...".
+// isStaleIndex matches Consul's refusals of a cas or check-index whose key
+// moved since it was read: "failed to set key ..., index is stale", "failed
+// index check for key ..., current modify index ...", and "failed to check
+// index, key ... doesn't exist" (deleted meanwhile).
 func isStaleIndex(what string) bool {
-	return strings.Contains(what, "index is stale") || strings.Contains(what, "failed index check")
+	return strings.Contains(what, "index is stale") || strings.Contains(what, "failed index check") ||
+		strings.Contains(what, "failed to check index")
 }
 
 // runWrite sends one write transaction.
-func (s *Store) runWrite(ctx context.Context, txn api.TxnOps) error {
+func (s *Store) runWrite(ctx context.Context, txn api.TxnOps) (*api.TxnResponse, error) {
 	ok, resp, _, err := s.client.Txn().Txn(txn, s.queryOpts(ctx))
 	if err != nil {
-		return fmt.Errorf("consul write txn in %s: %w", s.Name(), classify(err))
+		return nil, fmt.Errorf("consul write txn in %s: %w", s.Name(), classify(err))
 	}
 	if ok {
-		return nil
+		return resp, nil
 	}
 	var whats []string
 	conflict := false
@@ -293,9 +322,9 @@ func (s *Store) runWrite(ctx context.Context, txn api.TxnOps) error {
 	}
 	err = classify(fmt.Errorf("consul write txn in %s refused: %s", s.Name(), strings.Join(whats, "; ")))
 	if conflict && !errors.Is(err, ErrPermissionDenied) {
-		return fmt.Errorf("%w: %w", errConflict, err)
+		return nil, fmt.Errorf("%w: %w", errConflict, err)
 	}
-	return err
+	return nil, err
 }
 
 // Read returns what Consul holds for each cluster (drift detection). It

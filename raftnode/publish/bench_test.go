@@ -32,9 +32,7 @@ import (
 	"github.com/masterkv/masterkv/internal/discovery"
 	"github.com/masterkv/masterkv/internal/testserver"
 	"github.com/masterkv/masterkv/internal/zkkv"
-	"github.com/masterkv/masterkv/raftnode/fsm"
 	"github.com/masterkv/masterkv/raftnode/httpapi"
-	"github.com/masterkv/masterkv/raftnode/node"
 	"github.com/masterkv/masterkv/raftnode/nodetest"
 	"github.com/masterkv/masterkv/raftnode/publish"
 )
@@ -69,37 +67,17 @@ var benchLayout = discovery.NewLayout(discovery.DefaultPrefix, true)
 // Raft timing profiles: "raft=test" is nodetest's FastTimeouts
 // (CommitTimeout 5 ms) as every other test here; "raft=default" is
 // raft.DefaultConfig's timeouts (CommitTimeout 50 ms), which is what
-// raftnode runs with. "raft=default,nudge" is not production behaviour: it
-// prototypes a proposed fix (see nudgeNode). Run with -benchtime=200x for
-// 200 samples per profile.
+// raftnode runs with. Run with -benchtime=200x for 200 samples per profile.
 func BenchmarkFailoverToVisible(b *testing.B) {
 	for _, prof := range []struct {
-		name  string
-		tune  func(*raft.Config)
-		nudge bool
+		name string
+		tune func(*raft.Config)
 	}{
-		{"raft=test", nil, false},
-		{"raft=default", defaultRaftTimeouts, false},
-		{"raft=default,nudge", defaultRaftTimeouts, true},
+		{"raft=test", nil},
+		{"raft=default", defaultRaftTimeouts},
 	} {
-		b.Run(prof.name, func(b *testing.B) { benchFailover(b, prof.tune, prof.nudge) })
+		b.Run(prof.name, func(b *testing.B) { benchFailover(b, prof.tune) })
 	}
-}
-
-// nudgeNode prototypes a fix for follower lag: hashicorp/raft tells
-// followers a new commit index only with the next AppendEntries, which
-// without further writes is sent after CommitTimeout (50-100 ms with the
-// defaults). A barrier appended right after a commit is replicated at once
-// and carries the new commit index, so followers apply (and publish) the
-// committed entry one round trip later.
-type nudgeNode struct{ *node.Node }
-
-func (n nudgeNode) Propose(ctx context.Context, c command.Command) (fsm.Result, error) {
-	res, err := n.Node.Propose(ctx, c)
-	if err == nil {
-		go n.Raft().Barrier(time.Second) // not waited for
-	}
-	return res, err
 }
 
 // defaultRaftTimeouts undoes nodetest.FastTimeouts: raftnode itself uses
@@ -110,8 +88,8 @@ func defaultRaftTimeouts(c *raft.Config) {
 	c.LeaderLeaseTimeout, c.CommitTimeout = d.LeaderLeaseTimeout, d.CommitTimeout
 }
 
-func benchFailover(b *testing.B, tune func(*raft.Config), nudge bool) {
-	g := newBenchGroup(b, tune, nudge)
+func benchFailover(b *testing.B, tune func(*raft.Config)) {
+	g := newBenchGroup(b, tune)
 	const cluster = "bench"
 	w := g.watch(b, benchLayout.Pairs(cluster, discovery.Master{Host: "x", Port: 1}, 0)[0].Key)
 
@@ -221,7 +199,7 @@ type benchGroup struct {
 	http    *http.Client
 }
 
-func newBenchGroup(b *testing.B, tune func(*raft.Config), nudge bool) *benchGroup {
+func newBenchGroup(b *testing.B, tune func(*raft.Config)) *benchGroup {
 	b.Helper()
 	g := &benchGroup{zk: testserver.StartZooKeeper(b), http: &http.Client{Timeout: 15 * time.Second}}
 	for i := 0; i < 3; i++ {
@@ -263,12 +241,8 @@ func newBenchGroup(b *testing.B, tune func(*raft.Config), nudge bool) *benchGrou
 			go func() { defer wg.Done(); p.Run(ctx) }()
 		}
 		b.Cleanup(func() { cancel(); wg.Wait(); zs.Close() })
-		var hn httpapi.Node = n
-		if nudge {
-			hn = nudgeNode{n}
-		}
 		srv := g.servers[i]
-		srv.Config.Handler = httpapi.New(hn, n.Store(), httpapi.Options{
+		srv.Config.Handler = httpapi.New(n, n.Store(), httpapi.Options{
 			Layout: benchLayout, Publishers: pubs, ReceiptTimeout: 3 * time.Second, WaitAllTimeout: 5 * time.Second, Logger: quiet,
 		})
 		srv.Start()
@@ -597,7 +571,7 @@ func BenchmarkSubmitAll10k(b *testing.B) {
 	b.Logf("populate of %d clusters in both stores: %s; node RSS %d MB, peak %d MB",
 		submitClusters, populated.Round(time.Millisecond), baseRSS>>10, baseHWM>>10)
 
-	var submit, floor, zkDone, consulDone, zkFloor, zkFloorBatched []time.Duration
+	var submit, floor, zkDone, consulDone, zkFloor, zkFloorBatched, zkReads []time.Duration
 	var hwm int64
 	round := 0
 	for b.Loop() {
@@ -618,6 +592,7 @@ func BenchmarkSubmitAll10k(b *testing.B) {
 		floor = append(floor, floorWrite(b, client, fmt.Sprintf("bench-floor-%d/", round), want))
 		zkFloor = append(zkFloor, zkFloorWrite(b, zc, fmt.Sprintf("/bench-floor-%d", round), want, 1))
 		zkFloorBatched = append(zkFloorBatched, zkFloorWrite(b, zc, fmt.Sprintf("/bench-floor-batched-%d", round), want, 10))
+		zkReads = append(zkReads, zkReadAll(b, zc, want))
 	}
 
 	s, f := mean(submit), mean(floor)
@@ -638,6 +613,9 @@ func BenchmarkSubmitAll10k(b *testing.B) {
 	// clusters per multi, 8 in flight on one session.
 	b.ReportMetric(mean(zkFloor).Seconds(), "zk-floor-s")
 	b.ReportMetric(mean(zkFloorBatched).Seconds(), "zk-floor-batched-s")
+	// What zkkv reads before it writes: six gets per cluster, 8 clusters
+	// in flight on one session, as zkkv.Store.Write does.
+	b.ReportMetric(mean(zkReads).Seconds(), "zk-reads-s")
 	b.Logf("submit %.2f s, floor %.2f s, ratio %.2f (target 1.5); peak RSS %.1f MB (target 100)",
 		s.Seconds(), f.Seconds(), s.Seconds()/f.Seconds(), float64(peak)/1024)
 }
@@ -1143,6 +1121,58 @@ func zkFloorWrite(b *testing.B, c *zk.Conn, root string, want map[string]string,
 	kids, _, err := c.Children(root + discovery.ZKPath(discovery.DefaultPrefix))
 	if err != nil || len(kids) != submitClusters {
 		b.Fatalf("zookeeper floor %s holds %d clusters (err %v), want %d", root, len(kids), err, submitClusters)
+	}
+	return took
+}
+
+// zkReadAll reads every cluster of want the way zkkv reads before a write
+// (its six znodes at once, 8 clusters at once, one session) and returns how
+// long that took.
+func zkReadAll(b *testing.B, c *zk.Conn, want map[string]string) time.Duration {
+	b.Helper()
+	clusters := map[string][]string{}
+	for k := range want {
+		main := k
+		if i := strings.LastIndexByte(k, '/'); strings.Count(k, "/") > 2 {
+			main = k[:i]
+		}
+		clusters[main] = append(clusters[main], k)
+	}
+	work := make(chan []string)
+	var failed sync.Map
+	var wg sync.WaitGroup
+	t0 := time.Now()
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for keys := range work {
+				var kw sync.WaitGroup
+				for _, k := range keys {
+					kw.Add(1)
+					go func() {
+						defer kw.Done()
+						if data, _, err := c.Get(discovery.ZKPath(k)); err != nil || string(data) != want[k] {
+							failed.Store(k, fmt.Sprintf("%q (err %v)", data, err))
+						}
+					}()
+				}
+				kw.Wait()
+			}
+		}()
+	}
+	for _, keys := range clusters {
+		work <- keys
+	}
+	close(work)
+	wg.Wait()
+	took := time.Since(t0)
+	failed.Range(func(k, v any) bool {
+		b.Fatalf("zookeeper read %s = %s, want %q", k, v, want[k.(string)])
+		return false
+	})
+	if len(clusters) != submitClusters {
+		b.Fatalf("read %d clusters, want %d", len(clusters), submitClusters)
 	}
 	return took
 }
