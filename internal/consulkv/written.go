@@ -18,17 +18,18 @@ import (
 // "unchanged" and "stale" are only ever concluded from a read.
 type written struct {
 	mu sync.Mutex
-	m  map[string]stored
+	m  map[string]writtenCluster
 }
 
-func newWritten() *written { return &written{m: map[string]stored{}} }
-
-func (w *written) get(alias string) (stored, bool) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	st, ok := w.m[alias]
-	return st, ok
+// writtenCluster is compact (two slices aligned with the cluster's pairs,
+// not a map) because it is kept for every cluster: 10,000 clusters must fit
+// a node's memory budget.
+type writtenCluster struct {
+	values  []string
+	indexes []uint64
 }
+
+func newWritten() *written { return &written{m: map[string]writtenCluster{}} }
 
 func (w *written) forget(alias string) {
 	w.mu.Lock()
@@ -40,45 +41,43 @@ func (w *written) forget(alias string) {
 // ModifyIndex of every key of c; a cluster with a key missing from the
 // results is forgotten instead.
 func (w *written) remember(c kvstore.Cluster, results map[string]uint64) {
-	st := make(stored, len(c.Pairs))
-	for _, p := range c.Pairs {
+	wc := writtenCluster{values: make([]string, len(c.Pairs)), indexes: make([]uint64, len(c.Pairs))}
+	for i, p := range c.Pairs {
 		idx, ok := results[p.Key]
 		if !ok {
 			w.forget(c.Alias)
 			return
 		}
-		st[p.Key] = storedKV{value: p.Value, index: idx}
+		wc.values[i], wc.indexes[i] = p.Value, idx
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.m[c.Alias] = st
+	w.m[c.Alias] = wc
 }
 
 // planWritten plans c against what was last written, or reports false when
 // there is no record or nothing would change.
 func (w *written) planWritten(c kvstore.Cluster) (api.TxnOps, bool) {
-	st, ok := w.get(c.Alias)
-	if !ok {
+	w.mu.Lock()
+	wc, ok := w.m[c.Alias]
+	w.mu.Unlock()
+	if !ok || len(wc.values) != len(c.Pairs) {
 		return nil, false
 	}
-	if k := c.EpochKey(); k != "" {
-		if have, err := kvstore.ParseEpoch(st[k].value); err != nil || have > c.Epoch {
+	if c.EpochKey() != "" {
+		if have, err := kvstore.ParseEpoch(wc.values[len(wc.values)-1]); err != nil || have > c.Epoch {
 			return nil, false
 		}
 	}
 	ops := make(api.TxnOps, 0, len(c.Pairs))
 	changes := 0
-	for _, p := range c.Pairs {
-		cur, ok := st[p.Key]
-		if !ok {
-			return nil, false
-		}
-		if cur.value == p.Value {
-			ops = append(ops, &api.TxnOp{KV: &api.KVTxnOp{Verb: api.KVCheckIndex, Key: p.Key, Index: cur.index}})
+	for i, p := range c.Pairs {
+		if wc.values[i] == p.Value {
+			ops = append(ops, &api.TxnOp{KV: &api.KVTxnOp{Verb: api.KVCheckIndex, Key: p.Key, Index: wc.indexes[i]}})
 			continue
 		}
 		changes++
-		ops = append(ops, &api.TxnOp{KV: &api.KVTxnOp{Verb: api.KVCAS, Key: p.Key, Value: []byte(p.Value), Index: cur.index}})
+		ops = append(ops, &api.TxnOp{KV: &api.KVTxnOp{Verb: api.KVCAS, Key: p.Key, Value: []byte(p.Value), Index: wc.indexes[i]}})
 	}
 	return ops, changes > 0
 }

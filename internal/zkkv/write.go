@@ -122,10 +122,14 @@ func (s *Store) writeCluster(ctx context.Context, c kvstore.Cluster) kvstore.Out
 // decided on a real read.
 func (s *Store) planFromWritten(c kvstore.Cluster) ([]any, stored, bool) {
 	s.writtenMu.Lock()
-	st, known := s.written[c.Alias]
+	wc, known := s.written[c.Alias]
 	s.writtenMu.Unlock()
-	if !known {
+	if !known || len(wc.data) != len(c.Pairs) {
 		return nil, nil, false
+	}
+	st := make(stored, len(c.Pairs))
+	for i, p := range c.Pairs {
+		st[p.Key] = znode{data: wc.data[i], version: wc.versions[i]}
 	}
 	ops, final := s.plan(c, st)
 	if final != nil {
@@ -136,15 +140,16 @@ func (s *Store) planFromWritten(c kvstore.Cluster) ([]any, stored, bool) {
 
 // remember records the znodes as a successful multi of ops left them.
 func (s *Store) remember(c kvstore.Cluster, before stored, ops []any) {
-	after := stored{}
+	after := writtenCluster{data: make([]string, len(c.Pairs)), versions: make([]int32, len(c.Pairs))}
 	for i, p := range c.Pairs {
+		after.data[i] = p.Value
 		switch op := ops[i].(type) {
 		case *zk.CreateRequest:
-			after[p.Key] = znode{data: p.Value, version: 0}
+			after.versions[i] = 0
 		case *zk.SetDataRequest:
-			after[p.Key] = znode{data: p.Value, version: op.Version + 1}
+			after.versions[i] = op.Version + 1
 		case *zk.CheckVersionRequest:
-			after[p.Key] = before[p.Key]
+			after.versions[i] = before[p.Key].version
 		}
 	}
 	s.writtenMu.Lock()

@@ -54,7 +54,14 @@ type Store struct {
 	// only costs a refused multi and a real read. It never decides an
 	// outcome by itself: an "unchanged" plan is always confirmed by a read.
 	writtenMu sync.Mutex
-	written   map[string]stored
+	written   map[string]writtenCluster
+}
+
+// writtenCluster is compact (slices aligned with the cluster's pairs) since
+// one is kept per cluster.
+type writtenCluster struct {
+	data     []string
+	versions []int32
 }
 
 var (
@@ -93,7 +100,7 @@ func New(cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("zookeeper connect: %w", err)
 	}
-	s := &Store{conn: conn, chroot: chroot, opTimeout: cfg.OpTimeout, concurrency: cfg.Concurrency, written: map[string]stored{}}
+	s := &Store{conn: conn, chroot: chroot, opTimeout: cfg.OpTimeout, concurrency: cfg.Concurrency, written: map[string]writtenCluster{}}
 	if cfg.Auth != "" {
 		s.auth = []byte(cfg.Auth)
 		s.acl = append(zk.WorldACL(zk.PermRead), zk.AuthACL(zk.PermAll)...)
