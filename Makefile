@@ -36,7 +36,7 @@ fmt-check:
 ## test-deps: the real servers the integration tests run, cached after the
 ## first time: Consul v1.15.4 (MPL-2.0) built from the Go module proxy into
 ## .tools/, and ZooKeeper from Debian's package.
-test-deps: $(CONSUL) $(ZK_JAR)
+test-deps: $(CONSUL) $(ZK_JAR) test-deps-lambda
 
 $(CONSUL): tools/consul/go.mod tools/consul/go.sum
 	@echo "building consul v1.15.4 into $(CONSUL) (a few minutes, once)"

@@ -172,12 +172,12 @@ func (s *Store) Write(ctx context.Context, clusters []kvstore.Cluster) []kvstore
 	return s.writePlain(ctx, clusters)
 }
 
-// queryOpts and writeOpts bind a call to ctx and the datacenter. Reads use
-// Consul's default mode (served by the leader, no extra leadership round):
-// they need not be linearizable because every write that follows is guarded
-// by check-index or cas on what was read.
+// queryOpts and writeOpts bind a call to ctx and the datacenter. Reads are
+// consistent: a write that follows is guarded by what was read anyway, but
+// "unchanged" and drift are concluded from a read alone, and a stale read
+// around a Consul leader change could hide a difference.
 func (s *Store) queryOpts(ctx context.Context) *api.QueryOptions {
-	return (&api.QueryOptions{Datacenter: s.dc}).WithContext(ctx)
+	return (&api.QueryOptions{Datacenter: s.dc, RequireConsistent: true}).WithContext(ctx)
 }
 
 func (s *Store) writeOpts(ctx context.Context) *api.WriteOptions {

@@ -2,6 +2,7 @@ package publish_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -19,6 +20,7 @@ import (
 	"github.com/masterkv/masterkv/internal/discovery"
 	"github.com/masterkv/masterkv/internal/testserver"
 	"github.com/masterkv/masterkv/internal/zkkv"
+	"github.com/masterkv/masterkv/raftnode/node"
 	"github.com/masterkv/masterkv/raftnode/nodetest"
 	"github.com/masterkv/masterkv/raftnode/publish"
 )
@@ -116,14 +118,23 @@ var at time.Duration
 func (g *group) failover(cluster, host string) uint64 {
 	g.t.Helper()
 	at += time.Second
-	res, err := g.raft.WaitLeader().Propose(context.Background(), command.Command{
-		Type: command.Failover, At: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).Add(at).UnixMilli(),
+	c := command.Command{
+		Type: command.Failover, ID: fmt.Sprintf("%s-%s-%d", cluster, host, at), At: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).Add(at).UnixMilli(),
 		Failover: &command.FailoverPayload{Entry: command.Entry{Cluster: cluster, Master: discovery.Master{Host: host, Port: 3306, IPv4: host}}},
-	})
-	if err != nil {
-		g.t.Fatalf("failover %s -> %s: %v", cluster, host, err)
 	}
-	return res.Index
+	// A leader change under load (fast test timeouts) refuses or loses the
+	// proposal; retrying with the same id is safe.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		res, err := g.raft.WaitLeader().Propose(context.Background(), c)
+		if err == nil {
+			return res.Index
+		}
+		if time.Now().After(deadline) || !(errors.Is(err, node.ErrNotLeader) || errors.Is(err, node.ErrOutcomeUnknown)) {
+			g.t.Fatalf("failover %s -> %s: %v", cluster, host, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // want is the pairs a store must hold for cluster at epoch.

@@ -1,0 +1,104 @@
+// Package failover is the failover webhook function: it authenticates a
+// Function URL or HTTP API request (bearer token or HMAC signature),
+// forwards it to POST /v1/failover on the node group with an idempotency
+// key, and relays the node's answer.
+package failover
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+
+	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/masterkv/masterkv/internal/lambdahttp"
+	"github.com/masterkv/masterkv/internal/nodeclient"
+	"github.com/masterkv/masterkv/internal/webhook"
+)
+
+// Config is the failover function's configuration.
+type Config struct {
+	nodeclient.Config
+	webhook.Credentials
+}
+
+// Validate checks every setting.
+func (c Config) Validate() error {
+	if err := c.Config.Validate(); err != nil {
+		return err
+	}
+	return c.Credentials.Validate()
+}
+
+// Nodes sends a request to the node group.
+type Nodes interface {
+	Do(ctx context.Context, req nodeclient.Request) (nodeclient.Response, error)
+}
+
+var _ Nodes = (*nodeclient.Client)(nil)
+
+// Handler serves the function's invocations.
+type Handler struct {
+	nodes    Nodes
+	verifier *webhook.Verifier
+	log      *slog.Logger
+}
+
+// New returns the handler. log may be nil.
+func New(nodes Nodes, verifier *webhook.Verifier, log *slog.Logger) *Handler {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Handler{nodes: nodes, verifier: verifier, log: log}
+}
+
+// Handle answers one request. It never returns an error: every outcome is
+// an HTTP answer, so the caller sees a status rather than a Lambda error.
+func (h *Handler) Handle(ctx context.Context, ev events.APIGatewayV2HTTPRequest) (lambdahttp.Response, error) {
+	req, err := lambdahttp.Parse(ev)
+	if err != nil {
+		return h.refuse(ctx, err), nil
+	}
+	if req.Method != http.MethodPost {
+		return h.refuse(ctx, fmt.Errorf("%w: %s; use POST", lambdahttp.ErrMethod, req.Method), "Allow", "POST"), nil
+	}
+	how, err := h.verifier.Verify(req.Headers, req.Body)
+	if err != nil {
+		return h.refuse(ctx, err, "WWW-Authenticate", `Bearer realm="masterkv"`), nil
+	}
+	bodyID, header := webhook.BodyID(req.Body), req.Header("Idempotency-Key")
+	if bodyID != "" && header != "" && bodyID != header {
+		return h.refuse(ctx, fmt.Errorf("id: differs from the Idempotency-Key header: %w", lambdahttp.ErrBadRequest)), nil
+	}
+	delivery := req.RequestID
+	if how == webhook.MethodSignature {
+		delivery = req.Header(webhook.SignatureHeader)
+	}
+	key := webhook.FailoverKey(bodyID, header, delivery, req.Body)
+	if err := webhook.CheckKey(key); err != nil {
+		return h.refuse(ctx, fmt.Errorf("%w: %w", err, lambdahttp.ErrBadRequest)), nil
+	}
+	path := "/v1/failover"
+	if q, _ := url.ParseQuery(req.RawQuery); q.Get("wait") == "all" {
+		path += "?wait=all"
+	}
+	resp, err := h.nodes.Do(ctx, nodeclient.Request{
+		Method: http.MethodPost, Path: path, Body: req.Body, ContentType: req.Header("Content-Type"), IdempotencyKey: key,
+	})
+	if err != nil {
+		h.log.WarnContext(ctx, "failover not forwarded", "auth", how, "idempotency_key", key, "err", err)
+		return lambdahttp.JSON(lambdahttp.StatusOf(err), map[string]string{"error": err.Error()}), nil
+	}
+	h.log.InfoContext(ctx, "failover forwarded", "auth", how, "idempotency_key", key, "node", resp.Node, "status", resp.Status)
+	return lambdahttp.Raw(resp.Status, resp.ContentType, resp.Body), nil
+}
+
+// refuse answers {"error": ...} and logs the refusal. Bodies and headers
+// are never logged: they carry credentials.
+func (h *Handler) refuse(ctx context.Context, err error, headers ...string) lambdahttp.Response {
+	status := lambdahttp.StatusOf(err)
+	h.log.InfoContext(ctx, "request refused", "status", status, "err", err)
+	return lambdahttp.JSON(status, map[string]string{"error": err.Error()}, headers...)
+}

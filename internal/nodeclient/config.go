@@ -1,0 +1,80 @@
+package nodeclient
+
+import (
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Config is what every function needs to reach the node group, read from
+// the environment. Functions embed it in their own Config.
+type Config struct {
+	// Nodes are the base URLs of the nodes, tried in order.
+	Nodes []string `envconfig:"MASTERKV_NODES"`
+	// Token is the bearer token the nodes accept (one of their
+	// MASTERKV_API_TOKENS). It is never logged.
+	Token string `envconfig:"MASTERKV_NODE_TOKEN"`
+	// Timeout bounds one attempt on one node; every attempt is also cut
+	// short so that the function answers before its own deadline.
+	Timeout time.Duration `envconfig:"MASTERKV_NODE_TIMEOUT" default:"12s"`
+	// ConnectTimeout bounds the TCP connect to a node, so an unreachable
+	// node (dropped packets) costs little before the next one is tried.
+	ConnectTimeout time.Duration `envconfig:"MASTERKV_NODE_CONNECT_TIMEOUT" default:"2s"`
+	// Attempts is how many requests one call may send in all, going round
+	// the nodes; a full round without success waits a short backoff.
+	Attempts int `envconfig:"MASTERKV_NODE_ATTEMPTS" default:"6"`
+}
+
+// maxAttempts bounds Attempts.
+const maxAttempts = 100
+
+// Validate checks every setting; the error names the variable.
+func (c Config) Validate() error {
+	if _, err := parseNodes(c.Nodes); err != nil {
+		return err
+	}
+	if c.Token == "" {
+		return fmt.Errorf("config: MASTERKV_NODE_TOKEN must be set (one of the nodes' MASTERKV_API_TOKENS)")
+	}
+	if strings.ContainsFunc(c.Token, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
+		return fmt.Errorf("config: MASTERKV_NODE_TOKEN must not contain spaces or control characters")
+	}
+	if c.Timeout < 100*time.Millisecond {
+		return fmt.Errorf("config: MASTERKV_NODE_TIMEOUT must be at least 100ms, got %s", c.Timeout)
+	}
+	if c.ConnectTimeout <= 0 || c.ConnectTimeout > c.Timeout {
+		return fmt.Errorf("config: MASTERKV_NODE_CONNECT_TIMEOUT must be above 0 and at most MASTERKV_NODE_TIMEOUT (%s), got %s", c.Timeout, c.ConnectTimeout)
+	}
+	if c.Attempts < 1 || c.Attempts > maxAttempts {
+		return fmt.Errorf("config: MASTERKV_NODE_ATTEMPTS must be from 1 to %d, got %d", maxAttempts, c.Attempts)
+	}
+	return nil
+}
+
+// parseNodes parses the node list: http or https URLs with a host and no
+// query, fragment or credentials. Blank entries (a trailing comma) are
+// dropped; a trailing slash of a path prefix is trimmed.
+func parseNodes(list []string) ([]*url.URL, error) {
+	var out []*url.URL
+	for _, s := range list {
+		s = strings.TrimSpace(s)
+		if s == "" {
+			continue
+		}
+		u, err := url.Parse(s)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, fmt.Errorf("config: MASTERKV_NODES entry %q must be an http:// or https:// URL with a host", s)
+		}
+		if u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+			return nil, fmt.Errorf("config: MASTERKV_NODES entry %q must not carry credentials, a query or a fragment", s)
+		}
+		u.Path = strings.TrimRight(u.Path, "/")
+		u.RawPath = ""
+		out = append(out, u)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("config: MASTERKV_NODES must list at least one node URL, comma separated")
+	}
+	return out, nil
+}
