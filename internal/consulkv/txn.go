@@ -140,14 +140,23 @@ func (s *Store) readGroup(ctx context.Context, clusters []kvstore.Cluster) ([]st
 		for i := range out {
 			out[i] = stored{}
 		}
+		byMain := make(map[string]int, len(clusters))
+		for i, c := range clusters {
+			byMain[c.MainKey()] = i
+		}
 		for _, r := range resp.Results {
 			if r.KV == nil {
 				continue
 			}
-			for i, c := range clusters {
-				if belongs(c, r.KV.Key) {
-					out[i][r.KV.Key] = storedKV{value: string(r.KV.Value), index: r.KV.ModifyIndex}
+			// A result is a main key or a key one level below one.
+			i, ok := byMain[r.KV.Key]
+			if !ok {
+				if cut := strings.LastIndexByte(r.KV.Key, '/'); cut > 0 {
+					i, ok = byMain[r.KV.Key[:cut]]
 				}
+			}
+			if ok && belongs(clusters[i], r.KV.Key) {
+				out[i][r.KV.Key] = storedKV{value: string(r.KV.Value), index: r.KV.ModifyIndex}
 			}
 		}
 		// Consul drops results the token may not read, without an error: a

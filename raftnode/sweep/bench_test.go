@@ -2,6 +2,7 @@ package sweep_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -25,7 +26,9 @@ import (
 	"github.com/hashicorp/consul/api"
 	"github.com/hashicorp/go-cleanhttp"
 
+	"github.com/masterkv/masterkv/internal/consulkv"
 	"github.com/masterkv/masterkv/internal/discovery"
+	"github.com/masterkv/masterkv/internal/kvstore"
 	"github.com/masterkv/masterkv/internal/testserver"
 	"github.com/masterkv/masterkv/raftnode/httpapi"
 	"github.com/masterkv/masterkv/raftnode/publish"
@@ -49,6 +52,15 @@ const (
 	benchSweepInterval = 5 * time.Second
 )
 
+// sweepInterval is benchSweepInterval, or BENCH_SWEEP_INTERVAL for a
+// diagnostic run of the first distribution without passes.
+func sweepInterval() string {
+	if v := os.Getenv("BENCH_SWEEP_INTERVAL"); v != "" {
+		return v
+	}
+	return benchSweepInterval.String()
+}
+
 // benchPrefix is the node's key prefix (the default) with its slash.
 const benchPrefix = discovery.DefaultPrefix + "/"
 
@@ -60,11 +72,16 @@ const benchPrefix = discovery.DefaultPrefix + "/"
 // transaction, 5 s interval) against three WAN-joined datacenters, its
 // agent being dc1's. It loads 10,000 clusters with /v1/populate and times
 // from the first populate request until all 60,000 keys are in every
-// datacenter: each datacenter's own agent is polled every 100 ms for the
-// clusters' main keys (consul-txn writes a cluster's six keys in one
-// atomic transaction, so its main key stands for all six), and afterwards
-// every key of every datacenter is listed and compared with the node's
-// records. The node's own publisher and the sweep both write dc1.
+// datacenter. The node's own publisher and the sweep both write dc1.
+//
+// When a datacenter held every key is found without loading it: every
+// 20 ms each datacenter's agent is asked for a key that does not exist,
+// which answers with the KV table's raft index (X-Consul-Index). The run
+// ends when /v1/status shows every publisher of the node confirmed every
+// cluster; then every key of every datacenter is listed and compared with
+// the node's records, and the largest ModifyIndex among them is the write
+// that completed the datacenter: the first probe that saw that index gives
+// its time (at most one probe interval late).
 //
 // Floor, in the same iteration on the same agents once the node is
 // stopped: the same 60,000 keys written under a fresh prefix into each
@@ -82,62 +99,94 @@ func BenchmarkSweepFirstDistribution10k(b *testing.B) {
 		via[i] = newBenchClient(b, dcs[0].Addr(), c.Datacenter)
 	}
 
-	var total, populate, floor, floorVia, listCost []time.Duration
+	var total, populate, confirmed, floor, floorVia []time.Duration
 	var nodeDone [4][]time.Duration // consul, consul:dc1, consul:dc2, consul:dc3
 	var present [3][]time.Duration
-	var hwm, rss []int64
+	var hwm, rss, heap, liveHeap, mastersHWM []int64
 	var passes []int
+	var cpuRun, cpuFloor, cpuFloorVia []cpuUse
 	round := 0
 	for b.Loop() {
 		round++
 		for i, c := range direct {
 			benchDeleteTree(b, c, benchPrefix, dcs[i].Datacenter)
 		}
-		n := startSweepNode(b, bin, dcs[0].Addr())
+		addr := dcs[0].Addr()
+		var rec *recorder
+		if os.Getenv("BENCH_FIRST_PROXY") == "1" {
+			// Diagnostic: count the node's transactions and connections.
+			rec = newRecorder(b, addr)
+			addr = rec.addr
+		}
+		n := startSweepNode(b, bin, addr)
 
-		want := benchWantMains()
-		watch := watchPresence(direct, want)
-		st := n.record(100 * time.Millisecond)
+		probe := probeIndexes(direct, 20*time.Millisecond)
+		st := n.record(50 * time.Millisecond)
+		c0 := takeCPU(b, n)
 		t0 := time.Now()
 		n.populate(b, benchClusters)
 		populated := time.Since(t0)
-		at := watch.wait(b, 5*time.Minute)
-		samples := st.stop()
-
-		// Check every key of every datacenter against the node's records.
-		pairs := n.records(b)
-		for i, c := range direct {
-			benchVerify(b, c, dcs[i].Datacenter, pairs)
+		var after nodeStatus
+		if err := n.getJSON("/v1/status", &after); err != nil || after.Clusters != benchClusters {
+			b.Fatalf("after populate: %d clusters (%v)", after.Clusters, err)
 		}
+		samples := st.waitConfirmed(b, after.StoreIndex, 5*time.Minute)
+		tConfirmed := time.Since(t0)
+		cpuRun = append(cpuRun, takeCPU(b, n).sub(c0))
+		probes := probe.stop()
+		// Memory before the checks below ask the node for its records.
 		h, r := n.procKB(b, "VmHWM"), n.procKB(b, "VmRSS")
-		done, started := nodeDoneTimes(samples, t0)
+		logEnd := n.logSize()
+
+		// Check every key of every datacenter against the node's records,
+		// and find when each datacenter was complete.
+		if rec != nil {
+			b.Logf("round %d: transactions through the proxy (read/write) %v; %d other requests; %d connections opened", round, rec.snapshot(), rec.other.Load(), rec.conns.Load())
+		}
+		pairs := n.records(b)
+		mastersHWM = append(mastersHWM, n.procKB(b, "VmHWM"))
+		var last time.Duration
+		for i, c := range direct {
+			idx := benchVerify(b, c, dcs[i].Datacenter, pairs)
+			at, ok := probes.firstAt(i, idx)
+			if !ok {
+				b.Fatalf("%s: no probe saw index %d", dcs[i].Datacenter, idx)
+			}
+			present[i] = append(present[i], at.Sub(t0))
+			last = max(last, at.Sub(t0))
+		}
+		b.Logf("round %d node metrics: %s", round, n.storeMetrics(b))
 		n.stop()
+		if hp, live := n.gcPeakHeap(b, logEnd); hp > 0 {
+			heap, liveHeap = append(heap, hp), append(liveHeap, live)
+		}
+		done, started := nodeDoneTimes(samples, t0, after.StoreIndex)
 
 		// The floors, on idle agents.
+		f0 := takeCPU(b, nil)
 		floor = append(floor, floorAllDCs(b, direct, fmt.Sprintf("bench-floor-%d/", round), pairs))
+		f1 := takeCPU(b, nil)
 		floorVia = append(floorVia, floorAllDCs(b, via, fmt.Sprintf("bench-floor-via-%d/", round), pairs))
+		cpuFloor, cpuFloorVia = append(cpuFloor, f1.sub(f0)), append(cpuFloorVia, takeCPU(b, nil).sub(f1))
 		for i, c := range direct {
 			benchDeleteTree(b, c, fmt.Sprintf("bench-floor-%d/", round), dcs[i].Datacenter)
 			benchDeleteTree(b, c, fmt.Sprintf("bench-floor-via-%d/", round), dcs[i].Datacenter)
 		}
 
-		last := time.Duration(0)
-		for i, d := range at {
-			present[i] = append(present[i], d.Sub(t0))
-			last = max(last, d.Sub(t0))
-		}
 		total = append(total, last)
 		populate = append(populate, populated)
-		listCost = append(listCost, watch.cost())
+		confirmed = append(confirmed, tConfirmed)
 		for i := range nodeDone {
 			nodeDone[i] = append(nodeDone[i], done[i])
 		}
 		passes = append(passes, started)
 		hwm, rss = append(hwm, h), append(rss, r)
-		b.Logf("round %d: every key in 3 datacenters after %s (dc1 %s, dc2 %s, dc3 %s); populate %s; floor %s, via dc1 %s; node confirmed consul %s dc1 %s dc2 %s dc3 %s; %d sweep passes started; peak RSS %d MB",
-			round, last.Round(time.Millisecond), at[0].Sub(t0).Round(time.Millisecond), at[1].Sub(t0).Round(time.Millisecond), at[2].Sub(t0).Round(time.Millisecond),
-			populated.Round(time.Millisecond), floor[len(floor)-1].Round(time.Millisecond), floorVia[len(floorVia)-1].Round(time.Millisecond),
+		b.Logf("round %d: every key in 3 datacenters after %s (dc1 %s, dc2 %s, dc3 %s); populate %s; node confirmed all %s (consul %s, sweep dc1 %s dc2 %s dc3 %s); %d sweep passes started; peak RSS %d MB",
+			round, last.Round(time.Millisecond), present[0][round-1].Round(time.Millisecond), present[1][round-1].Round(time.Millisecond), present[2][round-1].Round(time.Millisecond),
+			populated.Round(time.Millisecond), tConfirmed.Round(time.Millisecond),
 			done[0].Round(time.Millisecond), done[1].Round(time.Millisecond), done[2].Round(time.Millisecond), done[3].Round(time.Millisecond), started, h>>10)
+		b.Logf("round %d: floor %s, via dc1 %s; CPU seconds run %v, floor %v, floor via dc1 %v",
+			round, floor[round-1].Round(time.Millisecond), floorVia[round-1].Round(time.Millisecond), cpuRun[round-1], cpuFloor[round-1], cpuFloorVia[round-1])
 	}
 
 	s, f := benchMean(total), benchMean(floor)
@@ -150,6 +199,7 @@ func BenchmarkSweepFirstDistribution10k(b *testing.B) {
 	for i, name := range []string{"dc1", "dc2", "dc3"} {
 		b.ReportMetric(benchMean(present[i]).Seconds(), name+"-present-s")
 	}
+	b.ReportMetric(benchMean(confirmed).Seconds(), "node-confirmed-s")
 	for i, name := range []string{"consul", "dc1", "dc2", "dc3"} {
 		b.ReportMetric(benchMean(nodeDone[i]).Seconds(), "node-"+name+"-done-s")
 	}
@@ -157,51 +207,57 @@ func BenchmarkSweepFirstDistribution10k(b *testing.B) {
 	b.ReportMetric(s.Seconds()/benchMean(floorVia).Seconds(), "ratio-via-dc1")
 	b.ReportMetric(float64(slices.Max(passes)), "sweep-passes")
 	b.ReportMetric(float64(slices.Max(rss))/1024, "end-rss-MB")
-	b.ReportMetric(benchMean(listCost).Seconds()*1000, "presence-poll-ms")
+	// The node's peak after the benchmark's GET /v1/masters of 10,000
+	// records, for comparison (not part of the distribution).
+	b.ReportMetric(float64(slices.Max(mastersHWM))/1024, "after-get-masters-peak-rss-MB")
+	if len(heap) > 0 {
+		b.ReportMetric(float64(slices.Max(heap))/(1<<20), "gc-peak-heap-MB")
+		b.ReportMetric(float64(slices.Max(liveHeap))/(1<<20), "gc-peak-live-MB")
+	}
+	run, fl, fv := meanCPU(cpuRun), meanCPU(cpuFloor), meanCPU(cpuFloorVia)
+	b.ReportMetric(run.node, "node-cpu-s")
+	b.ReportMetric(run.consul, "consul-cpu-s")
+	b.ReportMetric(run.machine, "machine-cpu-s")
+	b.ReportMetric(run.bench, "bench-cpu-s")
+	b.ReportMetric(fl.consul, "floor-consul-cpu-s")
+	b.ReportMetric(fl.machine, "floor-machine-cpu-s")
+	b.ReportMetric(fv.consul, "floor-via-consul-cpu-s")
 	b.Logf("first distribution %.2f s, floor %.2f s, ratio %.2f (target 1.5); peak RSS %.1f MB (target 100)",
 		s.Seconds(), f.Seconds(), s.Seconds()/f.Seconds(), float64(slices.Max(hwm))/1024)
 }
 
-// presence polls each datacenter's agent for the clusters' main keys and
-// records when each first held all of them.
-type presence struct {
-	mu    sync.Mutex
-	at    []time.Time
-	polls int
-	spent time.Duration
-	stop  chan struct{}
-	wg    sync.WaitGroup
-	errs  []error
+// indexProbe asks each datacenter's agent for a missing key every
+// interval and records the KV index it answers with.
+type indexProbe struct {
+	mu      sync.Mutex
+	samples [][]indexSample
+	done    chan struct{}
+	wg      sync.WaitGroup
 }
 
-func watchPresence(clients []*api.Client, want map[string]bool) *presence {
-	p := &presence{at: make([]time.Time, len(clients)), errs: make([]error, len(clients)), stop: make(chan struct{})}
+type indexSample struct {
+	at    time.Time
+	index uint64
+}
+
+func probeIndexes(clients []*api.Client, interval time.Duration) *indexProbe {
+	p := &indexProbe{samples: make([][]indexSample, len(clients)), done: make(chan struct{})}
 	for i, c := range clients {
 		p.wg.Add(1)
 		go func() {
 			defer p.wg.Done()
-			tick := time.NewTicker(100 * time.Millisecond)
+			tick := time.NewTicker(interval)
 			defer tick.Stop()
 			for {
-				t := time.Now()
-				// One level below the prefix: a cluster's main key and its
-				// "<main>/" folder, 20,000 names instead of 60,000 pairs.
-				keys, _, err := c.KV().Keys(benchPrefix, "/", nil)
-				now := time.Now()
-				p.mu.Lock()
-				p.polls++
-				p.spent += now.Sub(t)
-				p.mu.Unlock()
-				if err != nil {
-					p.errs[i] = err
-				} else if countMains(keys, want) == len(want) {
+				_, meta, err := c.KV().Get("bench-probe/missing", nil)
+				at := time.Now()
+				if err == nil {
 					p.mu.Lock()
-					p.at[i] = now
+					p.samples[i] = append(p.samples[i], indexSample{at, meta.LastIndex})
 					p.mu.Unlock()
-					return
 				}
 				select {
-				case <-p.stop:
+				case <-p.done:
 					return
 				case <-tick.C:
 				}
@@ -211,73 +267,74 @@ func watchPresence(clients []*api.Client, want map[string]bool) *presence {
 	return p
 }
 
-func countMains(keys []string, want map[string]bool) int {
-	n := 0
-	for _, k := range keys {
-		if want[k] {
-			n++
+func (p *indexProbe) stop() *indexProbe {
+	close(p.done)
+	p.wg.Wait()
+	return p
+}
+
+// firstAt is when datacenter i was first seen at index or later.
+func (p *indexProbe) firstAt(i int, index uint64) (time.Time, bool) {
+	for _, s := range p.samples[i] {
+		if s.index >= index {
+			return s.at, true
 		}
 	}
-	return n
+	return time.Time{}, false
 }
 
-// wait returns when every datacenter held every main key.
-func (p *presence) wait(b *testing.B, timeout time.Duration) []time.Time {
+// waitConfirmed waits until a status sample shows every Consul publisher
+// of the node (its own and the sweep's three) confirmed every cluster at
+// final, stops recording and returns the samples.
+func (r *statusRecorder) waitConfirmed(b *testing.B, final uint64, timeout time.Duration) []statusSample {
 	b.Helper()
-	done := make(chan struct{})
-	go func() { p.wg.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(timeout):
-		close(p.stop)
-		<-done
-		b.Fatalf("not every datacenter held the %d clusters within %s: %v %v", benchClusters, timeout, p.at, errors.Join(p.errs...))
+	deadline := time.Now().Add(timeout)
+	for {
+		r.mu.Lock()
+		var last nodeStatus
+		if len(r.samples) > 0 {
+			last = r.samples[len(r.samples)-1].st
+		}
+		r.mu.Unlock()
+		all := append(slices.Clone(last.Stores), last.sweepDCs()...)
+		ok := len(all) == 4
+		for _, s := range all {
+			ok = ok && confirmedAll(last, s, final)
+		}
+		if ok {
+			return r.stop()
+		}
+		if time.Now().After(deadline) {
+			r.stop()
+			b.Fatalf("publishers did not confirm %d clusters within %s: %+v", benchClusters, timeout, all)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
-	return p.at
 }
 
-// cost is the mean duration of one poll of one datacenter.
-func (p *presence) cost() time.Duration {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.spent / time.Duration(max(p.polls, 1))
-}
-
-// benchWantMains is the main key of every benchmark cluster.
-func benchWantMains() map[string]bool {
-	want := make(map[string]bool, benchClusters)
-	for i := range benchClusters {
-		alias, _ := benchMaster(i)
-		want[benchPrefix+alias] = true
-	}
-	return want
+// confirmedAll: the store confirmed every cluster of a node whose last
+// command is final.
+func confirmedAll(n nodeStatus, s storeStatus, final uint64) bool {
+	return n.Clusters == benchClusters && n.StoreIndex == final && s.Applied >= final && s.Backlog == 0
 }
 
 // nodeDoneTimes reads, from status samples taken during the distribution,
 // when each of the node's Consul publishers (its own, then the sweep's
-// dc1, dc2, dc3) had confirmed every cluster at its epoch, and how many
-// sweep passes started meanwhile. A pass re-marks every cluster, so a pass
-// started near the end delays "confirmed" past the moment the keys were
-// present.
-func nodeDoneTimes(samples []statusSample, t0 time.Time) ([4]time.Duration, int) {
+// dc1, dc2, dc3) had confirmed every cluster, and how many sweep passes
+// over a non-empty store completed meanwhile, summed over the three
+// datacenters. A pass re-marks every
+// cluster, so a pass started near the end delays "confirmed" past the
+// moment the keys were present.
+func nodeDoneTimes(samples []statusSample, t0 time.Time, final uint64) ([4]time.Duration, int) {
 	var done [4]time.Duration
 	names := []string{"consul", "consul:dc1", "consul:dc2", "consul:dc3"}
-	var final uint64
-	if len(samples) > 0 {
-		final = samples[len(samples)-1].st.StoreIndex
-	}
 	starts := map[time.Time]bool{}
 	for _, s := range samples {
-		all := append(slices.Clone(s.st.Stores), s.st.sweepDCs()...)
-		for _, st := range all {
-			if st.LastSweep != nil && !st.LastSweep.At.IsZero() && st.LastSweep.Clusters > 0 {
+		for _, st := range append(slices.Clone(s.st.Stores), s.st.sweepDCs()...) {
+			if st.LastSweep != nil && st.LastSweep.Clusters > 0 {
 				starts[st.LastSweep.At] = true
 			}
-			k := slices.Index(names, st.Store)
-			if k < 0 || done[k] != 0 {
-				continue
-			}
-			if s.st.Clusters == benchClusters && s.st.StoreIndex == final && st.Applied >= final && st.Backlog == 0 {
+			if k := slices.Index(names, st.Store); k >= 0 && done[k] == 0 && confirmedAll(s.st, st, final) {
 				done[k] = s.at.Sub(t0)
 			}
 		}
@@ -298,10 +355,15 @@ func nodeDoneTimes(samples []statusSample, t0 time.Time) ([4]time.Duration, int)
 // proxy=on puts a recording reverse proxy in front of dc1's agent (the
 // node's MASTERKV_CONSUL_ADDRESS) and counts the node's read and write
 // transactions per datacenter during each pass; proxy=off measures the
-// same passes without it. The informative floor is the pass's reads
-// issued by the benchmark itself through dc1's agent once the node is
-// stopped: per datacenter, read transactions of a get and a get-tree for
-// each of 32 clusters, 8 in flight, the three datacenters at once.
+// same passes without it. The reported peak RSS covers the whole run
+// (first distribution and passes).
+//
+// Floor (informative; the target is absolute): the pass's reads issued by
+// the benchmark itself through dc1's agent once the node is stopped: per
+// datacenter, read transactions of a get and a get-tree for each of 32
+// clusters, 8 in flight, the three datacenters at once. Also the same
+// reads into each datacenter's own agent, into dc1 alone, and one
+// recursive GET of the whole prefix per datacenter through dc1's agent.
 func BenchmarkSweepSteadyState10k(b *testing.B) {
 	b.Run("proxy=off", func(b *testing.B) { benchSteady(b, false) })
 	b.Run("proxy=on", func(b *testing.B) { benchSteady(b, true) })
@@ -321,24 +383,26 @@ func benchSteady(b *testing.B, proxied bool) {
 	for i, c := range dcs {
 		direct[i] = newBenchClient(b, c.Addr(), "")
 	}
+	st := n.record(50 * time.Millisecond)
 	t0 := time.Now()
 	n.populate(b, benchClusters)
-	watchPresence(direct, benchWantMains()).wait(b, 5*time.Minute)
+	var after nodeStatus
+	if err := n.getJSON("/v1/status", &after); err != nil || after.Clusters != benchClusters {
+		b.Fatalf("after populate: %d clusters (%v)", after.Clusters, err)
+	}
+	st.waitConfirmed(b, after.StoreIndex, 5*time.Minute)
 	settled := time.Now()
 	b.Logf("first distribution %s", settled.Sub(t0).Round(time.Millisecond))
 	// The first pass that started after the distribution is the warm-up:
 	// it is the first to find every cluster in place.
 	prev := n.waitPass(b, settled, 2*benchSweepInterval+time.Minute)
 	checkSteadyPass(b, prev)
-	pairs := n.records(b)
-	for i, c := range direct {
-		benchVerify(b, c, dcs[i].Datacenter, pairs)
-	}
 
 	var worst []time.Duration
 	var perDC [3][]time.Duration
 	var read, written []int
 	var reads, writes map[string][]int
+	var cpu []cpuUse // per interval: one pass per datacenter, then idle
 	if rec != nil {
 		reads, writes = map[string][]int{}, map[string][]int{}
 	}
@@ -347,6 +411,7 @@ func benchSteady(b *testing.B, proxied bool) {
 		if rec != nil {
 			before = rec.snapshot()
 		}
+		c0 := takeCPU(b, n)
 		after := prev[0].LastSweep.At
 		for _, d := range prev {
 			if d.LastSweep.At.After(after) {
@@ -355,6 +420,7 @@ func benchSteady(b *testing.B, proxied bool) {
 		}
 		cur := n.waitPass(b, after.Add(time.Nanosecond), 2*benchSweepInterval+time.Minute)
 		checkSteadyPass(b, cur)
+		cpu = append(cpu, takeCPU(b, n).sub(c0))
 		w, kr, kw := time.Duration(0), 0, 0
 		for i, d := range cur {
 			r := d.LastSweep
@@ -374,22 +440,43 @@ func benchSteady(b *testing.B, proxied bool) {
 					b.Errorf("steady-state pass: %d write transactions into %q, want 0", c.write, dc)
 				}
 			}
-			b.Logf("pass: max %s (dc1 %s, dc2 %s, dc3 %s); transactions through the proxy (read/write) %v",
+			b.Logf("pass: max %s (dc1 %s, dc2 %s, dc3 %s); CPU s %v; transactions through the proxy (read/write) %v",
 				w.Round(time.Millisecond), cur[0].LastSweep.Duration.Round(time.Millisecond), cur[1].LastSweep.Duration.Round(time.Millisecond),
-				cur[2].LastSweep.Duration.Round(time.Millisecond), delta)
+				cur[2].LastSweep.Duration.Round(time.Millisecond), cpu[len(cpu)-1], delta)
 		} else {
-			b.Logf("pass: max %s (dc1 %s, dc2 %s, dc3 %s)", w.Round(time.Millisecond), cur[0].LastSweep.Duration.Round(time.Millisecond),
-				cur[1].LastSweep.Duration.Round(time.Millisecond), cur[2].LastSweep.Duration.Round(time.Millisecond))
+			b.Logf("pass: max %s (dc1 %s, dc2 %s, dc3 %s); CPU s %v", w.Round(time.Millisecond), cur[0].LastSweep.Duration.Round(time.Millisecond),
+				cur[1].LastSweep.Duration.Round(time.Millisecond), cur[2].LastSweep.Duration.Round(time.Millisecond), cpu[len(cpu)-1])
 		}
 		prev = cur
 	}
+	// The peak of the whole run (first distribution and passes), read
+	// before GET /v1/masters below.
 	h := n.procKB(b, "VmHWM")
+	pairs, clusters := n.clusters(b)
+	for i, c := range direct {
+		benchVerify(b, c, dcs[i].Datacenter, pairs)
+	}
 	n.stop()
 	via := make([]*api.Client, len(dcs))
 	for i, c := range dcs {
 		via[i] = newBenchClient(b, dcs[0].Addr(), c.Datacenter)
 	}
+	r0 := takeCPU(b, nil)
 	readFloor := readFloorAllDCs(b, via, pairs)
+	r1 := takeCPU(b, nil)
+	// The store layer alone: consulkv writing the unchanged clusters into
+	// every datacenter through dc1's agent, in batches of 1,000, as the
+	// sweep's publishers hand them over (each store reads, compares and
+	// finds nothing to write).
+	storePass := storePassAllDCs(b, dcs, clusters)
+	r2 := takeCPU(b, nil)
+	readCPU, storeCPU := r1.sub(r0), r2.sub(r1)
+	// Informative: the same reads into each datacenter's own agent, into
+	// dc1 alone, and one recursive GET of the prefix per datacenter
+	// through dc1's agent.
+	readDirect := readFloorAllDCs(b, direct, pairs)
+	readOne := readFloorAllDCs(b, direct[:1], pairs)
+	readList := listFloorAllDCs(b, via)
 
 	b.ReportMetric(benchMean(worst).Seconds(), "pass-s")
 	b.ReportMetric(slices.Max(worst).Seconds(), "pass-max-s")
@@ -400,7 +487,19 @@ func benchSteady(b *testing.B, proxied bool) {
 	b.ReportMetric(float64(slices.Min(read)), "keys-read-per-dc")
 	b.ReportMetric(readFloor.Seconds(), "read-floor-s")
 	b.ReportMetric(benchMean(worst).Seconds()/readFloor.Seconds(), "ratio-to-read-floor")
+	b.ReportMetric(readCPU.bench, "read-floor-client-cpu-s")
+	b.ReportMetric(readCPU.consul, "read-floor-consul-cpu-s")
+	b.ReportMetric(storePass.Seconds(), "consulkv-pass-s")
+	b.ReportMetric(storeCPU.bench, "consulkv-pass-client-cpu-s")
+	b.ReportMetric(storeCPU.consul, "consulkv-pass-consul-cpu-s")
+	b.ReportMetric(readDirect.Seconds(), "read-floor-direct-s")
+	b.ReportMetric(readOne.Seconds(), "read-floor-dc1-only-s")
+	b.ReportMetric(readList.Seconds(), "list-floor-s")
 	b.ReportMetric(float64(h)/1024, "peak-rss-MB")
+	c := meanCPU(cpu)
+	b.ReportMetric(c.node, "node-cpu-s")
+	b.ReportMetric(c.consul, "consul-cpu-s")
+	b.ReportMetric(c.machine, "machine-cpu-s")
 	if rec != nil {
 		for _, dc := range []string{"dc1", "dc2", "dc3"} {
 			b.ReportMetric(float64(slices.Max(writes[dc])), dc+"-write-txns")
@@ -456,6 +555,7 @@ type recorder struct {
 	mu     sync.Mutex
 	counts map[string]txnCount
 	other  atomic.Int64
+	conns  atomic.Int64 // connections the node opened
 }
 
 type txnCount struct{ read, write int }
@@ -472,7 +572,7 @@ func newRecorder(b *testing.B, target string) *recorder {
 	t.MaxIdleConnsPerHost = 64
 	r := &recorder{counts: map[string]txnCount{}}
 	proxy := &httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) { pr.SetURL(u) }, Transport: t}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		if req.URL.Path == "/v1/txn" {
 			body, err := io.ReadAll(req.Body)
 			if err != nil {
@@ -486,6 +586,12 @@ func newRecorder(b *testing.B, target string) *recorder {
 		}
 		proxy.ServeHTTP(w, req)
 	}))
+	srv.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+		if st == http.StateNew {
+			r.conns.Add(1)
+		}
+	}
+	srv.Start()
 	b.Cleanup(srv.Close)
 	r.addr = srv.Listener.Addr().String()
 	return r
@@ -634,11 +740,15 @@ func startSweepNode(b *testing.B, bin, consulAddr string) *sweepNode {
 		"MASTERKV_CONSUL_KV_STORE_PROVIDER=consul-txn",
 		"MASTERKV_CONSUL_MAX_KVS_PER_TRANSACTION=64",
 		"MASTERKV_CONSUL_CROSS_DATA_CENTER_DISTRIBUTION=true",
-		"MASTERKV_CONSUL_SWEEP_INTERVAL="+benchSweepInterval.String(),
+		"MASTERKV_CONSUL_SWEEP_INTERVAL="+sweepInterval(),
 		// A drift check reads every cluster back; it would overlap the
 		// measured passes.
 		"MASTERKV_DRIFT_CHECK_INTERVAL=0",
 	)
+	if os.Getenv("BENCH_NODE_GCTRACE") == "1" {
+		// Diagnostic: the node's GC trace, for gcPeakHeap.
+		cmd.Env = append(cmd.Env, "GODEBUG=gctrace=1")
+	}
 	cmd.Stdout, cmd.Stderr = f, f
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
@@ -789,10 +899,23 @@ func (n *sweepNode) populate(b *testing.B, clusters int) {
 // checking each record's master against what was populated.
 func (n *sweepNode) records(b *testing.B) map[string]string {
 	b.Helper()
+	want, _ := n.clusters(b)
+	return want
+}
+
+// clusters is records, plus the records as the publishers hand them to
+// a store.
+func (n *sweepNode) clusters(b *testing.B) (map[string]string, []kvstore.Cluster) {
+	b.Helper()
 	var res struct {
 		Masters []struct {
 			Cluster string             `json:"cluster"`
 			Master  string             `json:"master"`
+			Host    string             `json:"host"`
+			Port    int                `json:"port"`
+			IPv4    string             `json:"ipv4"`
+			IPv6    string             `json:"ipv6"`
+			Epoch   uint64             `json:"epoch"`
 			Pairs   []discovery.KVPair `json:"pairs"`
 		} `json:"masters"`
 	}
@@ -803,6 +926,8 @@ func (n *sweepNode) records(b *testing.B) map[string]string {
 		b.Fatalf("node holds %d clusters, want %d", len(res.Masters), benchClusters)
 	}
 	want := make(map[string]string, benchKeys)
+	var clusters []kvstore.Cluster
+	layout := discovery.NewLayout(discovery.DefaultPrefix, true)
 	for _, m := range res.Masters {
 		i, err := strconv.Atoi(strings.TrimPrefix(m.Cluster, "c"))
 		if err != nil {
@@ -814,8 +939,13 @@ func (n *sweepNode) records(b *testing.B) map[string]string {
 		for _, p := range m.Pairs {
 			want[p.Key] = p.Value
 		}
+		c := kvstore.NewCluster(layout, m.Cluster, discovery.Master{Host: m.Host, Port: m.Port, IPv4: m.IPv4, IPv6: m.IPv6}, m.Epoch)
+		if !slices.Equal(c.Pairs, m.Pairs) {
+			b.Fatalf("cluster %s: pairs %v, node has %v", m.Cluster, c.Pairs, m.Pairs)
+		}
+		clusters = append(clusters, c)
 	}
-	return want
+	return want, clusters
 }
 
 // statusSample is /v1/status at a moment.
@@ -881,8 +1011,9 @@ func (n *sweepNode) procKB(b *testing.B, field string) int64 {
 	return 0
 }
 
-// benchVerify lists the prefix in one datacenter and compares every key.
-func benchVerify(b *testing.B, c *api.Client, dc string, want map[string]string) {
+// benchVerify lists the prefix in one datacenter, compares every key and
+// returns the largest ModifyIndex among them.
+func benchVerify(b *testing.B, c *api.Client, dc string, want map[string]string) uint64 {
 	b.Helper()
 	pairs, _, err := c.KV().List(benchPrefix, nil)
 	if err != nil {
@@ -891,11 +1022,14 @@ func benchVerify(b *testing.B, c *api.Client, dc string, want map[string]string)
 	if len(pairs) != len(want) {
 		b.Fatalf("%s holds %d keys under %s, want %d", dc, len(pairs), benchPrefix, len(want))
 	}
+	var idx uint64
 	for _, p := range pairs {
 		if v, ok := want[p.Key]; !ok || v != string(p.Value) {
 			b.Fatalf("%s: %s = %q, want %q (known %v)", dc, p.Key, p.Value, v, ok)
 		}
+		idx = max(idx, p.ModifyIndex)
 	}
+	return idx
 }
 
 // ---------------------------------------------------------------------------
@@ -941,8 +1075,8 @@ func floorAllDCs(b *testing.B, clients []*api.Client, prefix string, want map[st
 
 // readFloorAllDCs reads every cluster of want the way a steady pass does
 // (a get of the main key and a get-tree below it, 32 clusters per
-// transaction, 8 in flight) in every client's datacenter at once, and
-// returns how long the slowest took.
+// consistent read transaction, 8 in flight) in every client's datacenter
+// at once, and returns how long the slowest took.
 func readFloorAllDCs(b *testing.B, clients []*api.Client, want map[string]string) time.Duration {
 	b.Helper()
 	var mains []string
@@ -981,7 +1115,73 @@ func readFloorAllDCs(b *testing.B, clients []*api.Client, want map[string]string
 	return took
 }
 
-// runTxns sends txns, 8 in flight. Reads must return 6 keys per cluster.
+// storePassAllDCs runs, for every datacenter at once, what a sweep pass
+// asks of the store: consulkv (consul-txn, 64 ops, through dc1's agent
+// with ?dc=, no remembered writes) given every cluster in batches of
+// 1,000. Every cluster must come back unchanged.
+func storePassAllDCs(b *testing.B, dcs []*testserver.Consul, clusters []kvstore.Cluster) time.Duration {
+	b.Helper()
+	cs, err := consulkv.New(consulkv.Config{Address: dcs[0].Addr(), Provider: consulkv.ProviderTxn, MaxOpsPerTxn: 64})
+	if err != nil {
+		b.Fatal(err)
+	}
+	errs := make([]error, len(dcs))
+	var wg sync.WaitGroup
+	t0 := time.Now()
+	for i, dc := range dcs {
+		store := cs.ForDatacenter(dc.Datacenter)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for start := 0; start < len(clusters); start += 1000 {
+				for _, o := range store.Write(context.Background(), clusters[start:min(start+1000, len(clusters))]) {
+					if o.Status != kvstore.Unchanged {
+						errs[i] = fmt.Errorf("%s: cluster %s: status %d (%v), want unchanged", dc.Datacenter, o.Alias, o.Status, o.Err)
+						return
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	took := time.Since(t0)
+	if err := errors.Join(errs...); err != nil {
+		b.Fatal(err)
+	}
+	return took
+}
+
+// listFloorAllDCs lists the prefix recursively (consistent) in every
+// client's datacenter at once and returns how long the slowest took.
+func listFloorAllDCs(b *testing.B, clients []*api.Client) time.Duration {
+	b.Helper()
+	errs := make([]error, len(clients))
+	var wg sync.WaitGroup
+	t0 := time.Now()
+	for i, c := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			pairs, _, err := c.KV().List(benchPrefix, consistent)
+			if err == nil && len(pairs) != benchKeys {
+				err = fmt.Errorf("list returned %d keys, want %d", len(pairs), benchKeys)
+			}
+			errs[i] = err
+		}()
+	}
+	wg.Wait()
+	took := time.Since(t0)
+	if err := errors.Join(errs...); err != nil {
+		b.Fatal(err)
+	}
+	return took
+}
+
+// consistent is how consulkv reads: ?consistent.
+var consistent = &api.QueryOptions{RequireConsistent: true}
+
+// runTxns sends txns, 8 in flight. Reads are consistent, as consulkv's,
+// and must return 6 keys per cluster.
 func runTxns(c *api.Client, txns []api.TxnOps, read bool) error {
 	work := make(chan api.TxnOps)
 	errc := make(chan error, len(txns))
@@ -991,7 +1191,11 @@ func runTxns(c *api.Client, txns []api.TxnOps, read bool) error {
 		go func() {
 			defer wg.Done()
 			for ops := range work {
-				ok, resp, _, err := c.Txn().Txn(ops, nil)
+				var q *api.QueryOptions
+				if read {
+					q = consistent // as consulkv reads
+				}
+				ok, resp, _, err := c.Txn().Txn(ops, q)
 				switch {
 				case err != nil || !ok:
 					errc <- fmt.Errorf("floor txn: ok=%v err=%v resp=%+v", ok, err, resp)
@@ -1025,4 +1229,165 @@ func benchMean(ds []time.Duration) time.Duration {
 		sum += d
 	}
 	return sum / time.Duration(max(len(ds), 1))
+}
+
+// ---------------------------------------------------------------------------
+// Where the time goes
+
+// cpuUse is CPU time in seconds: the node's, the Consul agents' (children
+// of this process), this process's, and the whole machine's busy time.
+type cpuUse struct{ node, consul, bench, machine float64 }
+
+func (c cpuUse) sub(o cpuUse) cpuUse {
+	return cpuUse{c.node - o.node, c.consul - o.consul, c.bench - o.bench, c.machine - o.machine}
+}
+
+func (c cpuUse) String() string {
+	return fmt.Sprintf("node %.1f consul %.1f bench %.1f machine %.1f", c.node, c.consul, c.bench, c.machine)
+}
+
+func meanCPU(cs []cpuUse) cpuUse {
+	var m cpuUse
+	for _, c := range cs {
+		m.node, m.consul, m.bench, m.machine = m.node+c.node, m.consul+c.consul, m.bench+c.bench, m.machine+c.machine
+	}
+	k := float64(max(len(cs), 1))
+	return cpuUse{m.node / k, m.consul / k, m.bench / k, m.machine / k}
+}
+
+// clockTicks is USER_HZ, 100 on every Linux architecture Go supports.
+const clockTicks = 100
+
+// takeCPU reads /proc; n may be nil.
+func takeCPU(b *testing.B, n *sweepNode) cpuUse {
+	b.Helper()
+	var c cpuUse
+	if n != nil {
+		c.node = procCPU(n.cmd.Process.Pid)
+	}
+	c.bench = procCPU(os.Getpid())
+	dirs, err := os.ReadDir("/proc")
+	if err != nil {
+		b.Fatalf("read /proc: %v", err)
+	}
+	for _, d := range dirs {
+		pid, err := strconv.Atoi(d.Name())
+		if err != nil {
+			continue
+		}
+		if comm, ppid, ok := procParent(pid); ok && ppid == os.Getpid() && comm == "consul" {
+			c.consul += procCPU(pid)
+		}
+	}
+	stat, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		b.Fatalf("read /proc/stat: %v", err)
+	}
+	line, _, _ := strings.Cut(string(stat), "\n")
+	f := strings.Fields(line) // cpu user nice system idle iowait irq softirq steal
+	for i, v := range f[1:min(len(f), 9)] {
+		if i == 3 || i == 4 {
+			continue // idle, iowait
+		}
+		t, _ := strconv.ParseFloat(v, 64)
+		c.machine += t / clockTicks
+	}
+	return c
+}
+
+// procStat returns the fields of /proc/pid/stat after the command name.
+func procStat(pid int) (comm string, rest []string, ok bool) {
+	s, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return "", nil, false
+	}
+	lo, hi := bytes.IndexByte(s, '('), bytes.LastIndexByte(s, ')')
+	if lo < 0 || hi < lo {
+		return "", nil, false
+	}
+	return string(s[lo+1 : hi]), strings.Fields(string(s[hi+1:])), true
+}
+
+func procParent(pid int) (string, int, bool) {
+	comm, rest, ok := procStat(pid)
+	if !ok || len(rest) < 2 {
+		return "", 0, false
+	}
+	ppid, err := strconv.Atoi(rest[1])
+	return comm, ppid, err == nil
+}
+
+// procCPU is utime+stime of pid in seconds.
+func procCPU(pid int) float64 {
+	_, rest, ok := procStat(pid)
+	if !ok || len(rest) < 13 {
+		return 0
+	}
+	u, _ := strconv.ParseFloat(rest[11], 64)
+	s, _ := strconv.ParseFloat(rest[12], 64)
+	return (u + s) / clockTicks
+}
+
+// storeMetrics returns the node's per-store lines of /metrics: outcomes,
+// keys written and the time spent in batch writes.
+func (n *sweepNode) storeMetrics(b *testing.B) string {
+	b.Helper()
+	resp, err := n.http.Get(n.url + "/metrics")
+	if err != nil {
+		b.Fatalf("GET /metrics: %v", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var out []string
+	for _, line := range strings.Split(string(body), "\n") {
+		for _, p := range []string{"masterkv_store_clusters_total{", "masterkv_store_write_seconds_sum{", "masterkv_store_write_seconds_count{", "go_gc_duration_seconds_count"} {
+			if strings.HasPrefix(line, p) {
+				line = strings.NewReplacer("masterkv_store_", "", "_total", "", "go_gc_duration_seconds_count", "gcs", `status=`, "", `store=`, "", `"`, "").Replace(line)
+				out = append(out, line)
+			}
+		}
+	}
+	return strings.Join(out, "; ")
+}
+
+// gcPeakHeap reads the node's GC trace (BENCH_NODE_GCTRACE=1) up to byte
+// end of its log: the largest heap at the start of a GC and the largest
+// live heap after one, in bytes; 0 without a trace.
+func (n *sweepNode) gcPeakHeap(b *testing.B, end int64) (peak, live int64) {
+	b.Helper()
+	log, err := os.ReadFile(n.logPath)
+	if err != nil {
+		return 0, 0
+	}
+	log = log[:min(int64(len(log)), end)]
+	for _, line := range strings.Split(string(log), "\n") {
+		// gc 12 @1.2s 3%: ... ms cpu, 40->42->20 MB, 44 MB goal, ...
+		if !strings.HasPrefix(line, "gc ") {
+			continue
+		}
+		for _, part := range strings.Split(line, ", ") {
+			if heaps, ok := strings.CutSuffix(part, " MB"); ok && strings.Count(heaps, "->") == 2 {
+				f := strings.Split(heaps, "->")
+				start, _ := strconv.ParseInt(f[0], 10, 64)
+				after, _ := strconv.ParseInt(f[2], 10, 64)
+				peak, live = max(peak, start<<20), max(live, after<<20)
+			}
+		}
+	}
+	if keep := os.Getenv("BENCH_NODE_LOG"); keep != "" {
+		_ = os.WriteFile(keep, log, 0o644)
+	}
+	return peak, live
+}
+
+// logSize is how much the node has logged so far.
+func (n *sweepNode) logSize() int64 {
+	fi, err := os.Stat(n.logPath)
+	if err != nil {
+		return 0
+	}
+	return fi.Size()
 }
