@@ -17,6 +17,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
+	"github.com/masterkv/masterkv/internal/functions"
 	"github.com/masterkv/masterkv/internal/lambdahttp"
 	"github.com/masterkv/masterkv/internal/nodeclient"
 	"github.com/masterkv/masterkv/internal/webhook"
@@ -26,26 +27,11 @@ import (
 // the nodes; "/{alias}" may follow.
 const Route = "/api/submit-masters-to-kv-stores"
 
-// Config is the submit function's configuration.
-type Config struct {
-	nodeclient.Config
-	webhook.Credentials
-}
-
-// Validate checks every setting.
-func (c Config) Validate() error {
-	if err := c.Config.Validate(); err != nil {
-		return err
-	}
-	return c.Credentials.Validate()
-}
+// Config is the function's configuration.
+type Config = functions.ForwardConfig
 
 // Nodes sends a request to the node group.
-type Nodes interface {
-	Do(ctx context.Context, req nodeclient.Request) (nodeclient.Response, error)
-}
-
-var _ Nodes = (*nodeclient.Client)(nil)
+type Nodes = functions.Nodes
 
 // Handler serves the function's invocations.
 type Handler struct {

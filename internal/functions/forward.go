@@ -1,0 +1,30 @@
+package functions
+
+import (
+	"context"
+
+	"github.com/masterkv/masterkv/internal/nodeclient"
+	"github.com/masterkv/masterkv/internal/webhook"
+)
+
+// ForwardConfig is the configuration of a function that authenticates its
+// caller and forwards the request to the node group (failover, submit).
+type ForwardConfig struct {
+	nodeclient.Config
+	webhook.Credentials
+}
+
+// Validate checks every setting.
+func (c ForwardConfig) Validate() error {
+	if err := c.Config.Validate(); err != nil {
+		return err
+	}
+	return c.Credentials.Validate()
+}
+
+// Nodes sends a request to the node group.
+type Nodes interface {
+	Do(ctx context.Context, req nodeclient.Request) (nodeclient.Response, error)
+}
+
+var _ Nodes = (*nodeclient.Client)(nil)
