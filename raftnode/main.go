@@ -75,7 +75,11 @@ func run() error {
 			out = append(out, p.Status())
 		}
 		if sweeper != nil {
-			out = append(out, sweeper.Status().Datacenters...)
+			for _, d := range sweeper.Status().Datacenters {
+				if !d.Local { // the node's own publisher, counted above
+					out = append(out, d.Status)
+				}
+			}
 		}
 		return out
 	}))

@@ -22,7 +22,7 @@ import (
 func startPublishers(ctx context.Context, cfg config.Config, n *node.Node, layout discovery.Layout, m *metrics.Metrics, log *slog.Logger) ([]*publish.Publisher, *sweep.Sweeper, func(), error) {
 	var stores []publish.Store
 	var closers []func()
-	var sweeper *sweep.Sweeper
+	var consul *consulkv.Store
 	if cfg.ZKAddress != "" {
 		zs, closeZK, err := openZooKeeper(cfg, log)
 		if err != nil {
@@ -43,15 +43,10 @@ func startPublishers(ctx context.Context, cfg config.Config, n *node.Node, layou
 			return nil, nil, nil, fmt.Errorf("config: MASTERKV_CONSUL_*: %w", err)
 		}
 		stores = append(stores, cs)
-		if cfg.ConsulCrossDataCenterDistribution {
-			sweeper = sweep.New(cs, n.Store(), n, sweep.Config{
-				Layout: layout, Interval: cfg.ConsulSweepInterval, Concurrency: cfg.ConsulSweepConcurrency,
-				RetryMax: cfg.StoreRetryMax, Observe: m.ObserveWrite, Logger: log.With("component", "sweep"),
-			})
-			go sweeper.Run(ctx)
-		}
+		consul = cs
 	}
 	var pubs []*publish.Publisher
+	var sweeper *sweep.Sweeper
 	for _, s := range stores {
 		p := publish.New(s, n.Store(), publish.Config{
 			Layout: layout, Ready: n.CaughtUp, RetryMax: cfg.StoreRetryMax,
@@ -61,6 +56,14 @@ func startPublishers(ctx context.Context, cfg config.Config, n *node.Node, layou
 		go p.Run(ctx)
 		pubs = append(pubs, p)
 		log.Info("publishing to store", "store", s.Name())
+		if s == publish.Store(consul) && cfg.ConsulCrossDataCenterDistribution {
+			sweeper = sweep.New(consul, n.Store(), n, sweep.Config{
+				Layout: layout, Interval: cfg.ConsulSweepInterval, Concurrency: cfg.ConsulSweepConcurrency,
+				RetryMax: cfg.StoreRetryMax, Observe: m.ObserveWrite, Logger: log.With("component", "sweep"),
+				Local: p,
+			})
+			go sweeper.Run(ctx)
+		}
 	}
 	return pubs, sweeper, func() {
 		for _, c := range closers {

@@ -80,6 +80,9 @@ type Store struct {
 	concurrency int
 	timeout     time.Duration
 	written     *written // consul-txn only; one per datacenter
+	// lists admits one recursive listing at a time through this agent
+	// connection, across datacenters (see readList).
+	lists chan struct{}
 }
 
 var (
@@ -113,7 +116,11 @@ func New(cfg Config) (*Store, error) {
 		Address: cfg.TLSServerName, CAFile: cfg.CAFile, CertFile: cfg.CertFile, KeyFile: cfg.KeyFile,
 	}
 	transport := cleanhttp.DefaultPooledTransport()
-	transport.MaxIdleConnsPerHost = cfg.Concurrency
+	// ForDatacenter copies share this transport: the node's own store and
+	// the sweep's datacenters, up to 8 of them writing at once, each with
+	// Concurrency requests in flight. Idle connections are kept for all of
+	// them rather than re-dialled after every burst.
+	transport.MaxIdleConnsPerHost = cfg.Concurrency * 9
 	transport.ResponseHeaderTimeout = cfg.Timeout
 	httpClient, err := api.NewHttpClient(transport, tlsConf)
 	if err != nil {
@@ -130,7 +137,7 @@ func New(cfg Config) (*Store, error) {
 	return &Store{
 		client: client, dc: cfg.Datacenter, provider: cfg.Provider,
 		maxOps: cfg.MaxOpsPerTxn, concurrency: cfg.Concurrency, timeout: cfg.Timeout,
-		written: newWritten(),
+		written: newWritten(), lists: make(chan struct{}, 1),
 	}, nil
 }
 
@@ -159,6 +166,23 @@ func (s *Store) Datacenters() ([]string, error) {
 		return nil, fmt.Errorf("list consul datacenters: %w", err)
 	}
 	return dcs, nil
+}
+
+// Datacenter returns the datacenter this store writes: the configured one,
+// or else the agent's own, from /v1/agent/self (which needs agent:read).
+func (s *Store) Datacenter() (string, error) {
+	if s.dc != "" {
+		return s.dc, nil
+	}
+	self, err := s.client.Agent().Self()
+	if err != nil {
+		return "", fmt.Errorf("consul agent self: %w", classify(err))
+	}
+	dc, _ := self["Config"]["Datacenter"].(string)
+	if dc == "" {
+		return "", errors.New("consul agent self: no Config.Datacenter in the answer")
+	}
+	return dc, nil
 }
 
 // Write publishes clusters with the configured provider.

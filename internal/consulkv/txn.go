@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 
@@ -140,22 +141,12 @@ func (s *Store) readGroup(ctx context.Context, clusters []kvstore.Cluster) ([]st
 		for i := range out {
 			out[i] = stored{}
 		}
-		byMain := make(map[string]int, len(clusters))
-		for i, c := range clusters {
-			byMain[c.MainKey()] = i
-		}
+		m := newMatcher(clusters)
 		for _, r := range resp.Results {
 			if r.KV == nil {
 				continue
 			}
-			// A result is a main key or a key one level below one.
-			i, ok := byMain[r.KV.Key]
-			if !ok {
-				if cut := strings.LastIndexByte(r.KV.Key, '/'); cut > 0 {
-					i, ok = byMain[r.KV.Key[:cut]]
-				}
-			}
-			if ok && belongs(clusters[i], r.KV.Key) {
+			if i, ok := m.match(r.KV.Key); ok {
 				out[i][r.KV.Key] = storedKV{value: string(r.KV.Value), index: r.KV.ModifyIndex}
 			}
 		}
@@ -222,11 +213,16 @@ func (s *Store) writeTxn(ctx context.Context, clusters []kvstore.Cluster) []kvst
 	for round := 0; round <= conflictRounds && len(pending) > 0; round++ {
 		ops := make([]api.TxnOps, len(pending))
 		sizes := make([]int, len(pending))
+		created := make([]bool, len(pending))
 		var toRead []int // positions in pending
 		for j, i := range pending {
 			if round == 0 {
 				if o, ok := s.written.planWritten(clusters[i]); ok {
 					ops[j], sizes[j] = o, len(o)
+					continue
+				}
+				if o, ok := s.written.planCreate(clusters[i]); ok {
+					ops[j], sizes[j], created[j] = o, len(o), true
 					continue
 				}
 			}
@@ -243,6 +239,9 @@ func (s *Store) writeTxn(ctx context.Context, clusters []kvstore.Cluster) []kvst
 				if readErrs[k] != nil {
 					out[i] = kvstore.Outcome{Alias: clusters[i].Alias, Epoch: clusters[i].Epoch, Err: readErrs[k]}
 					continue
+				}
+				if len(st[k]) == 0 {
+					s.written.createFirst.Store(true) // new clusters are being published
 				}
 				o, final := plan(clusters[i], st[k])
 				if final != nil {
@@ -271,6 +270,9 @@ func (s *Store) writeTxn(ctx context.Context, clusters []kvstore.Cluster) []kvst
 			}
 			mu.Lock()
 			defer mu.Unlock()
+			if errors.Is(err, errConflict) && slices.ContainsFunc(groups[g], func(j int) bool { return created[j] }) {
+				s.written.createFirst.Store(false) // this datacenter already holds clusters
+			}
 			for _, j := range groups[g] {
 				i := pending[j]
 				c := clusters[i]
@@ -343,16 +345,33 @@ func (s *Store) Read(ctx context.Context, clusters []kvstore.Cluster) (map[strin
 	if len(clusters) == 0 {
 		return out, nil
 	}
-	read := s.readTxn
-	if s.provider == ProviderPlain {
-		read = s.readPlain
-	}
-	st, errs := read(ctx, clusters)
-	for i, c := range clusters {
-		if errs[i] != nil {
-			return nil, errs[i]
+	var st []stored
+	if prefix, ok := commonPrefix(clusters); ok && len(clusters) >= listMin {
+		var err error
+		if st, err = s.readList(ctx, prefix, clusters); err != nil {
+			return nil, err
 		}
+	} else {
+		read := s.readTxn
+		if s.provider == ProviderPlain {
+			read = s.readPlain
+		}
+		var errs []error
+		st, errs = read(ctx, clusters)
+		for _, err := range errs {
+			if err != nil {
+				return nil, err
+			}
+		}
+	}
+	for i, c := range clusters {
 		out[c.Alias] = st[i].observed()
+		if s.provider == ProviderTxn && len(kvstore.Diff(c, out[c.Alias])) == 0 {
+			// What was read is exactly c: plan its next change from it,
+			// as from a write of our own (after a restart, this spares
+			// the first failover of every cluster a read).
+			s.written.rememberStored(c, st[i])
+		}
 	}
 	return out, nil
 }

@@ -12,8 +12,9 @@ import (
 )
 
 // TestTxnFull64OpWrite: a write transaction of exactly MaxTxnOps operations
-// mixing partly changed clusters (check-index + 3 sets) and new clusters
-// (cas + 5 sets) is sent as one transaction and accepted by Consul.
+// mixing partly changed clusters (check-index + 3 sets, planned from a read)
+// and new clusters (create-only: a cas at index 0 on each of their 6 keys,
+// no read) is sent as one transaction and accepted by Consul.
 func TestTxnFull64OpWrite(t *testing.T) {
 	t.Parallel()
 	a := startAgent(t, testserver.ConsulOptions{})
@@ -51,7 +52,7 @@ func TestTxnFull64OpWrite(t *testing.T) {
 	if len(w.Ops) != consulkv.MaxTxnOps || w.Status != 200 {
 		t.Errorf("write transaction: %d ops, status %d; want %d ops, status 200", len(w.Ops), w.Status, consulkv.MaxTxnOps)
 	}
-	wantVerbs := map[string]int{"check-index": 4, "cas": 8, "set": 4*3 + 8*5}
+	wantVerbs := map[string]int{"check-index": 4, "cas": 8 * 6, "set": 4 * 3}
 	if got := verbs(w); !maps.Equal(got, wantVerbs) {
 		t.Errorf("write transaction verbs = %v, want %v", got, wantVerbs)
 	}

@@ -2,6 +2,7 @@ package consulkv
 
 import (
 	"sync"
+	"sync/atomic"
 
 	"github.com/hashicorp/consul/api"
 
@@ -19,6 +20,13 @@ import (
 type written struct {
 	mu sync.Mutex
 	m  map[string]writtenCluster
+	// createFirst: clusters this store has no record of are first tried
+	// with a create-only write (cas at index 0 on every key), which needs
+	// no read and commits only if none of their keys exists. It is turned
+	// off when such a write is refused (the datacenter already holds the
+	// clusters, as after a restart, so every attempt would be refused
+	// and read anyway) and on again when a read finds a cluster absent.
+	createFirst atomic.Bool
 }
 
 // writtenCluster is compact (two slices aligned with the cluster's pairs,
@@ -29,7 +37,11 @@ type writtenCluster struct {
 	indexes []uint64
 }
 
-func newWritten() *written { return &written{m: map[string]writtenCluster{}} }
+func newWritten() *written {
+	w := &written{m: map[string]writtenCluster{}}
+	w.createFirst.Store(true)
+	return w
+}
 
 func (w *written) forget(alias string) {
 	w.mu.Lock()
@@ -53,6 +65,16 @@ func (w *written) remember(c kvstore.Cluster, results map[string]uint64) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.m[c.Alias] = wc
+}
+
+// rememberStored records c as held by Consul at the indexes read in st,
+// which must hold every pair of c with its value.
+func (w *written) rememberStored(c kvstore.Cluster, st stored) {
+	idx := make(map[string]uint64, len(c.Pairs))
+	for _, p := range c.Pairs {
+		idx[p.Key] = st[p.Key].index
+	}
+	w.remember(c, idx)
 }
 
 // planWritten plans c against what was last written, or reports false when
@@ -80,4 +102,26 @@ func (w *written) planWritten(c kvstore.Cluster) (api.TxnOps, bool) {
 		ops = append(ops, &api.TxnOp{KV: &api.KVTxnOp{Verb: api.KVCAS, Key: p.Key, Value: []byte(p.Value), Index: wc.indexes[i]}})
 	}
 	return ops, changes > 0
+}
+
+// planCreate plans c as a create-only write when c has no record and
+// creating first is on: a cas at index 0 on every key, so the transaction
+// commits only if none of c's keys exists. Success therefore proves the
+// store held nothing of c, epoch included, and the outcome is Written; any
+// existing key refuses it and c is read for real.
+func (w *written) planCreate(c kvstore.Cluster) (api.TxnOps, bool) {
+	if !w.createFirst.Load() {
+		return nil, false
+	}
+	w.mu.Lock()
+	_, known := w.m[c.Alias]
+	w.mu.Unlock()
+	if known {
+		return nil, false
+	}
+	ops := make(api.TxnOps, len(c.Pairs))
+	for i, p := range c.Pairs {
+		ops[i] = &api.TxnOp{KV: &api.KVTxnOp{Verb: api.KVCAS, Key: p.Key, Value: []byte(p.Value), Index: 0}}
+	}
+	return ops, true
 }

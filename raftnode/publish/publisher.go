@@ -75,6 +75,9 @@ type Publisher struct {
 	status   Status
 	force    map[string]bool // drifted clusters to rewrite
 	sweep    *sweepPass      // the pass in progress, if any
+
+	sweepNow chan struct{} // Sweep's requests
+	surveyed chan survey   // the read that starts a pass, when done
 }
 
 type attempt struct {
@@ -107,6 +110,8 @@ func New(store Store, src Source, cfg Config) *Publisher {
 		changed:  make(chan struct{}),
 		status:   Status{Store: store.Name()},
 		force:    map[string]bool{},
+		sweepNow: make(chan struct{}, 1),
+		surveyed: make(chan survey, 1),
 	}
 }
 
@@ -128,7 +133,7 @@ func (p *Publisher) Run(ctx context.Context) {
 		t := time.NewTicker(p.cfg.SweepInterval)
 		defer t.Stop()
 		sweep = t.C
-		p.startSweep()
+		p.startSweep(ctx)
 	}
 	wait := time.NewTimer(0)
 	defer wait.Stop()
@@ -143,7 +148,11 @@ func (p *Publisher) Run(ctx context.Context) {
 				p.checkDrift(ctx)
 			}
 		case <-sweep:
-			p.startSweep()
+			p.startSweep(ctx)
+		case <-p.sweepNow:
+			p.startSweep(ctx)
+		case sv := <-p.surveyed:
+			p.finishSurvey(sv)
 		}
 		if !p.ready() {
 			wait.Reset(50 * time.Millisecond)
@@ -203,23 +212,12 @@ func (p *Publisher) publishOnce(ctx context.Context) (more, failed bool) {
 	defer p.mu.Unlock()
 	p.sweepRecord(clusters, outs)
 	for _, o := range outs {
-		p.attempts[o.Alias] = attempt{epoch: o.Epoch, outcome: o}
 		p.status.count(o)
 		if !o.Done() {
 			failed = true
 			p.status.LastError, p.status.LastErrorAt = o.Err.Error(), p.cfg.Now()
-			continue
 		}
-		delete(p.force, o.Alias)
-		if o.Epoch > p.applied[o.Alias] {
-			p.applied[o.Alias] = o.Epoch
-		}
-		if o.Epoch > p.status.AppliedEpoch {
-			p.status.AppliedEpoch = o.Epoch
-		}
-		if o.Status == kvstore.Stale {
-			p.log.Warn("store holds a newer epoch; left it alone", "cluster", o.Alias, "epoch", o.Epoch)
-		}
+		p.settle(o)
 	}
 	p.status.LastWriteAt = p.cfg.Now()
 	p.status.Backlog = len(dirty) - len(batch)
@@ -229,7 +227,35 @@ func (p *Publisher) publishOnce(ctx context.Context) (more, failed bool) {
 	} else {
 		p.log.Debug("store written", "clusters", len(batch), "duration", p.cfg.Now().Sub(start))
 	}
+	p.notify()
+	return len(dirty) > len(batch), failed
+}
+
+// settle records what the store did with a cluster, for receipts and for
+// what is dirty; p.mu is held.
+func (p *Publisher) settle(o kvstore.Outcome) {
+	// A pass's read may settle an epoch older than one written while it
+	// read; a receipt for the newer epoch must not wait for it again.
+	if a, ok := p.attempts[o.Alias]; !ok || o.Epoch >= a.epoch {
+		p.attempts[o.Alias] = attempt{epoch: o.Epoch, outcome: o}
+	}
+	if !o.Done() {
+		return
+	}
+	delete(p.force, o.Alias)
+	if o.Epoch > p.applied[o.Alias] {
+		p.applied[o.Alias] = o.Epoch
+	}
+	if o.Epoch > p.status.AppliedEpoch {
+		p.status.AppliedEpoch = o.Epoch
+	}
+	if o.Status == kvstore.Stale {
+		p.log.Warn("store holds a newer epoch; left it alone", "cluster", o.Alias, "epoch", o.Epoch)
+	}
+}
+
+// notify wakes receipt waiters; p.mu is held.
+func (p *Publisher) notify() {
 	close(p.changed)
 	p.changed = make(chan struct{})
-	return len(dirty) > len(batch), failed
 }

@@ -1,6 +1,7 @@
 package publish
 
 import (
+	"context"
 	"time"
 
 	"github.com/masterkv/masterkv/internal/kvstore"
@@ -20,30 +21,98 @@ type SweepReport struct {
 	LastError string `json:"last_error,omitempty"`
 }
 
-// sweepPass is a pass in progress: the clusters not yet attempted.
+// sweepPass is a pass in progress. It starts with one read of every
+// cluster (the survey); the clusters that differ are then pending: marked
+// for the write path, which reads each again and writes under the epoch
+// guard.
 type sweepPass struct {
-	pending map[string]bool
-	report  SweepReport
+	surveying bool
+	pending   map[string]bool
+	report    SweepReport
 }
 
-// startSweep marks every committed cluster for a read-compare-write pass.
-// While a pass is still running (a slow or unreachable datacenter) the tick
-// is skipped: restarting would keep a long pass from ever finishing, and
-// committed changes do not wait for passes anyway.
-func (p *Publisher) startSweep() {
-	recs := p.src.Records()
+// survey is the result of a pass's first read.
+type survey struct {
+	pass     *sweepPass
+	clusters []kvstore.Cluster
+	observed map[string]kvstore.Observed
+	err      error
+}
+
+// Sweep asks for a pass now, as the sweep interval would; it does not wait
+// for it. The cross-datacenter sweep uses it for the datacenter this
+// node's own publisher writes. A request while a pass runs is dropped, as
+// a tick would be.
+func (p *Publisher) Sweep() {
+	select {
+	case p.sweepNow <- struct{}{}:
+	default:
+	}
+}
+
+// startSweep starts a read-compare-write pass over every committed
+// cluster. While a pass is still running (a slow or unreachable datacenter)
+// the tick is skipped: restarting would keep a long pass from ever
+// finishing, and committed changes do not wait for passes anyway.
+//
+// The pass first reads every cluster in one Read, off the Run loop so that
+// committed changes keep flowing while it reads: Consul answers a Read of
+// many clusters with one recursive listing, which is about twice as cheap
+// as reading the clusters one transaction at a time.
+func (p *Publisher) startSweep(ctx context.Context) {
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	if p.sweep != nil {
+		p.mu.Unlock()
 		return
 	}
-	pass := &sweepPass{pending: make(map[string]bool, len(recs)), report: SweepReport{At: p.cfg.Now()}}
-	for _, r := range recs {
-		pass.pending[r.Cluster] = true
-		p.force[r.Cluster] = true
-	}
+	pass := &sweepPass{surveying: true, report: SweepReport{At: p.cfg.Now()}}
 	p.sweep = pass
-	if len(recs) == 0 {
+	p.mu.Unlock()
+	recs := p.src.Records()
+	clusters := make([]kvstore.Cluster, len(recs))
+	for i, r := range recs {
+		clusters[i] = kvstore.NewCluster(p.cfg.Layout, r.Cluster, r.Master, r.Epoch)
+	}
+	go func() {
+		sv := survey{pass: pass, clusters: clusters}
+		if len(clusters) > 0 {
+			sv.observed, sv.err = p.store.Read(ctx, clusters)
+		}
+		p.surveyed <- sv // buffered, and one pass at a time
+	}()
+}
+
+// finishSurvey settles the clusters the store already holds exactly and
+// leaves the others to the write path. A failed read leaves every cluster
+// to it, which reads them one by one.
+func (p *Publisher) finishSurvey(sv survey) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	pass := sv.pass
+	pass.surveying = false
+	pass.pending = map[string]bool{}
+	if sv.err != nil {
+		p.log.Warn("sweep: reading every cluster at once failed; reading them one by one", "err", sv.err)
+	}
+	settled := false
+	for _, c := range sv.clusters {
+		if sv.err == nil && len(kvstore.Diff(c, sv.observed[c.Alias])) == 0 {
+			// The same conclusion a Write draws from its read: unchanged.
+			n := len(c.Pairs)
+			pass.report.Clusters++
+			pass.report.KeysRead += n
+			pass.report.KeysUnchanged += n
+			p.settle(kvstore.Outcome{Alias: c.Alias, Epoch: c.Epoch, Status: kvstore.Unchanged, Keys: n})
+			settled = true
+			continue
+		}
+		pass.pending[c.Alias] = true
+		p.force[c.Alias] = true
+	}
+	if settled {
+		p.notify()
+	}
+	if len(pass.pending) == 0 {
 		p.finishSweep()
 	}
 }
@@ -51,7 +120,7 @@ func (p *Publisher) startSweep() {
 // sweepRecord counts a batch's outcomes into the pass; p.mu is held.
 func (p *Publisher) sweepRecord(clusters []kvstore.Cluster, outs []kvstore.Outcome) {
 	pass := p.sweep
-	if pass == nil {
+	if pass == nil || pass.surveying {
 		return
 	}
 	for i, o := range outs {

@@ -41,6 +41,12 @@ type Config struct {
 	RetryMax   time.Duration
 	Observe    func(store string, seconds float64, outs []kvstore.Outcome)
 	Logger     *slog.Logger
+	// Local is this node's own publisher into its Consul agent's
+	// datacenter, if any. The sweep then leaves that datacenter to it and
+	// only asks it for a pass every interval: one writer per datacenter
+	// instead of two racing ones. Without it (or when the agent's
+	// datacenter cannot be learnt) the sweep writes every datacenter.
+	Local *publish.Publisher
 }
 
 // Sweeper runs the per-datacenter publishers while this node leads.
@@ -55,6 +61,8 @@ type Sweeper struct {
 	running map[string]*dcPublisher
 	listErr string
 	listAt  time.Time
+	localDC string // the datacenter cfg.Local writes, once known
+	leading bool
 }
 
 type dcPublisher struct {
@@ -100,6 +108,9 @@ func (s *Sweeper) Run(ctx context.Context) {
 			nextList = time.Time{}
 		case time.Now().After(nextList):
 			s.refresh(ctx)
+			if s.cfg.Local != nil {
+				s.cfg.Local.Sweep()
+			}
 			nextList = time.Now().Add(s.cfg.Interval)
 		}
 		select {
@@ -113,8 +124,10 @@ func (s *Sweeper) Run(ctx context.Context) {
 // refresh lists the datacenters and starts or stops their publishers.
 func (s *Sweeper) refresh(ctx context.Context) {
 	dcs, err := s.consul.Datacenters()
+	local := s.learnLocal()
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.leading = true
 	s.listAt = time.Now()
 	if err != nil {
 		s.listErr = err.Error()
@@ -124,6 +137,9 @@ func (s *Sweeper) refresh(ctx context.Context) {
 	s.listErr = ""
 	want := map[string]bool{}
 	for _, dc := range dcs {
+		if dc == local {
+			continue // cfg.Local writes it
+		}
 		want[dc] = true
 		if _, ok := s.running[dc]; ok {
 			continue
@@ -149,11 +165,36 @@ func (s *Sweeper) refresh(ctx context.Context) {
 	}
 }
 
+// learnLocal returns the datacenter cfg.Local writes, asking the agent
+// until it answers once; "" when there is no Local or it is not known yet.
+func (s *Sweeper) learnLocal() string {
+	if s.cfg.Local == nil {
+		return ""
+	}
+	s.mu.Lock()
+	dc := s.localDC
+	s.mu.Unlock()
+	if dc != "" {
+		return dc
+	}
+	dc, err := s.consul.Datacenter()
+	if err != nil {
+		s.cfg.Logger.Warn("cross-datacenter sweep: cannot learn the agent's datacenter; sweeping it too, beside this node's own publisher", "err", err)
+		return ""
+	}
+	s.mu.Lock()
+	s.localDC = dc
+	s.mu.Unlock()
+	s.cfg.Logger.Info("cross-datacenter sweep: the agent's datacenter is left to this node's own publisher", "datacenter", dc)
+	return dc
+}
+
 // stopAll stops every publisher; it reports whether any was running.
 func (s *Sweeper) stopAll() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	had := len(s.running) > 0
+	had := s.leading
+	s.leading = false
 	for dc, d := range s.running {
 		d.cancel()
 		<-d.done
@@ -164,22 +205,35 @@ func (s *Sweeper) stopAll() bool {
 
 // Status is the sweep's part of /v1/status.
 type Status struct {
-	Leading       bool             `json:"leading"`
-	ListedAt      time.Time        `json:"listed_at,omitzero"`
-	ListError     string           `json:"list_error,omitempty"`
-	Datacenters   []publish.Status `json:"datacenters"`
-	IntervalNanos time.Duration    `json:"interval_ns"`
+	Leading       bool               `json:"leading"`
+	ListedAt      time.Time          `json:"listed_at,omitzero"`
+	ListError     string             `json:"list_error,omitempty"`
+	Datacenters   []DatacenterStatus `json:"datacenters"`
+	IntervalNanos time.Duration      `json:"interval_ns"`
 }
 
-// Status reports every datacenter's publisher, sorted by name.
+// DatacenterStatus is one datacenter's publisher as the sweep sees it.
+type DatacenterStatus struct {
+	Datacenter string `json:"datacenter"`
+	// Local marks the agent's own datacenter, written by this node's own
+	// publisher (also listed under "stores") and swept through it.
+	Local bool `json:"local,omitempty"`
+	publish.Status
+}
+
+// Status reports every datacenter's publisher while this node leads,
+// sorted by datacenter.
 func (s *Sweeper) Status() Status {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	st := Status{Leading: len(s.running) > 0, ListedAt: s.listAt, ListError: s.listErr, Datacenters: []publish.Status{}, IntervalNanos: s.cfg.Interval}
-	for _, d := range s.running {
-		st.Datacenters = append(st.Datacenters, d.pub.Status())
+	st := Status{Leading: s.leading, ListedAt: s.listAt, ListError: s.listErr, Datacenters: []DatacenterStatus{}, IntervalNanos: s.cfg.Interval}
+	for dc, d := range s.running {
+		st.Datacenters = append(st.Datacenters, DatacenterStatus{Datacenter: dc, Status: d.pub.Status()})
 	}
-	sort.Slice(st.Datacenters, func(i, j int) bool { return st.Datacenters[i].Store < st.Datacenters[j].Store })
+	if s.leading && s.localDC != "" {
+		st.Datacenters = append(st.Datacenters, DatacenterStatus{Datacenter: s.localDC, Local: true, Status: s.cfg.Local.Status()})
+	}
+	sort.Slice(st.Datacenters, func(i, j int) bool { return st.Datacenters[i].Datacenter < st.Datacenters[j].Datacenter })
 	return st
 }
 
