@@ -156,6 +156,17 @@ func createOnly(x txnRecord) bool {
 	return len(x.Ops) > 0
 }
 
+// countCreates counts the create-only transactions.
+func countCreates(txns []txnRecord) int {
+	n := 0
+	for _, x := range txns {
+		if createOnly(x) {
+			n++
+		}
+	}
+	return n
+}
+
 // refusedCreates counts the create-only writes Consul refused.
 func refusedCreates(txns []txnRecord) int {
 	n := 0
@@ -165,190 +176,6 @@ func refusedCreates(txns []txnRecord) int {
 		}
 	}
 	return n
-}
-
-// read calls Read with a deadline.
-func read(t *testing.T, s *consulkv.Store, clusters []kvstore.Cluster) map[string]kvstore.Observed {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	got, err := s.Read(ctx, clusters)
-	if err != nil {
-		t.Fatalf("Read of %d clusters: %v", len(clusters), err)
-	}
-	return got
-}
-
-// moved is m with a different host and IPv4 (the port and empty IPv6 stay):
-// a change of 3 keys plus the epoch.
-func moved(m discovery.Master) discovery.Master {
-	m.Host = "moved-" + m.Host
-	m.IPv4 = strings.Replace(m.IPv4, "10.0.", "10.9.", 1)
-	return m
-}
-
-// TestTxnCreateOnlyFirstWrite: clusters a store has never written are
-// written without any read (no read transaction, no KV GET), as create-only
-// transactions of a cas at index 0 on each key that Consul accepts; every
-// outcome is Written with 6 keys and Consul holds exactly the clusters.
-func TestTxnCreateOnlyFirstWrite(t *testing.T) {
-	t.Parallel()
-	a := startAgent(t, testserver.ConsulOptions{})
-	l := startCallLog(t, a.Addr())
-	s := newStore(t, a, consulkv.Config{Address: l.addr, Provider: consulkv.ProviderTxn, MaxOpsPerTxn: 64})
-
-	var cs []kvstore.Cluster
-	for i := range 25 {
-		cs = append(cs, cluster(fmt.Sprintf("create-%02d", i), master(i), uint64(1+i)))
-	}
-	for _, o := range write(t, s, cs...) {
-		checkOutcome(t, o, kvstore.Written, 6)
-	}
-	calls := l.take()
-	txns := txnsOf(calls)
-	if reads := readsOf(txns); len(reads) != 0 {
-		t.Errorf("%d read transactions for new clusters, want none", len(reads))
-	}
-	if gets := kvGets(calls); len(gets) != 0 {
-		t.Errorf("%d KV GETs for new clusters, want none", len(gets))
-	}
-	// 10 whole clusters (60 ops) per transaction: 3 transactions.
-	if len(txns) != 3 {
-		t.Errorf("%d write transactions of sizes %v, want 3", len(txns), sizes(txns))
-	}
-	ops := map[string]int{}
-	for i, x := range txns {
-		if x.Status != http.StatusOK || !createOnly(x) {
-			t.Errorf("write transaction %d: status %d, verbs %v; want 200 and only cas at index 0", i, x.Status, verbs(x))
-		}
-		for _, op := range x.Ops {
-			ops[op.KV.Key]++
-		}
-	}
-	for _, c := range cs {
-		for _, p := range c.Pairs {
-			if ops[p.Key] != 1 {
-				t.Errorf("%s: %d ops, want exactly 1", p.Key, ops[p.Key])
-			}
-		}
-		a.checkHolds(t, c)
-	}
-	if len(ops) != 6*len(cs) {
-		t.Errorf("write transactions touch %d keys, want %d", len(ops), 6*len(cs))
-	}
-}
-
-// TestTxnCreateOnlyRefused: a create-only write that finds a key of the
-// cluster already there is refused by Consul and the cluster is read and
-// planned normally: a hand-put key is overwritten (Written, right values),
-// a newer epoch wins (Stale, nothing touched). A fresh store over clusters
-// that already exist (a restart) sends one refused create-only transaction
-// and then reads first; a read that finds a cluster absent turns creating
-// first back on.
-func TestTxnCreateOnlyRefused(t *testing.T) {
-	t.Parallel()
-	a := startAgent(t, testserver.ConsulOptions{})
-	l := startCallLog(t, a.Addr())
-	fresh := func() *consulkv.Store {
-		return newStore(t, a, consulkv.Config{Address: l.addr, Provider: consulkv.ProviderTxn, MaxOpsPerTxn: 64})
-	}
-	// Subtests share the proxy: they run in order.
-
-	t.Run("hand-put hostname", func(t *testing.T) {
-		c := cluster("refused-hand", master(1), 5)
-		a.put(t, c.MainKey()+"/hostname", "intruder")
-		l.take()
-		checkOutcome(t, write(t, fresh(), c)[0], kvstore.Written, 6)
-		a.checkHolds(t, c)
-		txns := txnsOf(l.take())
-		if got, want := shape(txns), "create-only 409, read, write 200"; got != want {
-			t.Errorf("transactions: %s; want %s", got, want)
-		}
-	})
-
-	for _, tc := range []struct {
-		name  string
-		setup func(t *testing.T, main string)
-	}{
-		{"newer epoch alone", func(t *testing.T, main string) { a.put(t, main+"/epoch", "99") }},
-		{"newer cluster", func(t *testing.T, main string) {
-			alias := strings.TrimPrefix(main, layout.Prefix())
-			checkOutcome(t, write(t, newStore(t, a, consulkv.Config{Provider: consulkv.ProviderTxn}), cluster(alias, master(2), 99))[0], kvstore.Written, 6)
-		}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			c := cluster("refused-"+strings.ReplaceAll(tc.name, " ", "-"), master(3), 11)
-			tc.setup(t, c.MainKey())
-			before := a.snapshot(t, c.Alias)
-			l.take()
-			checkOutcome(t, write(t, fresh(), c)[0], kvstore.Stale, 0)
-			if after := a.snapshot(t, c.Alias); !entriesEqual(after, before) {
-				t.Errorf("stale write changed consul:\nbefore %v\n after %v", before, after)
-			}
-			if got := a.snapshot(t, c.Alias)[c.EpochKey()].Value; got != "99" {
-				t.Errorf("newer epoch overwritten: %q", got)
-			}
-			txns := txnsOf(l.take())
-			if got, want := shape(txns), "create-only 409, read"; got != want {
-				t.Errorf("transactions: %s; want %s", got, want)
-			}
-		})
-	}
-
-	t.Run("restart over existing clusters", func(t *testing.T) {
-		const n, batch = 300, 10 // a batch is 60 ops: one transaction
-		var before, after []kvstore.Cluster
-		for i := range n {
-			alias := fmt.Sprintf("restart-%03d", i)
-			before = append(before, cluster(alias, master(i), 1))
-			after = append(after, cluster(alias, moved(master(i)), 2))
-		}
-		for _, o := range write(t, newStore(t, a, consulkv.Config{Provider: consulkv.ProviderTxn, MaxOpsPerTxn: 64}), before...) {
-			checkOutcome(t, o, kvstore.Written, 6)
-		}
-		s := fresh()
-		l.take()
-		for start := 0; start < n; start += batch {
-			for _, o := range write(t, s, after[start:start+batch]...) {
-				checkOutcome(t, o, kvstore.Written, 4)
-			}
-		}
-		txns := txnsOf(l.take())
-		if got := refusedCreates(txns); got != 1 {
-			t.Errorf("%d refused create-only transactions, want exactly 1 (the first batch's)", got)
-		}
-		if got, want := shape(txns[:min(2, len(txns))]), "create-only 409, read"; got != want {
-			t.Errorf("first transactions: %s; want %s", got, want)
-		}
-		for _, c := range after {
-			a.checkHolds(t, c)
-		}
-
-		// A batch with one absent cluster among existing ones: all are
-		// read (creating first is off), the absent one turns it back on.
-		back := cluster("restart-new-0", master(900), 1)
-		out := write(t, s, after[0], back)
-		checkOutcome(t, out[0], kvstore.Unchanged, 6)
-		checkOutcome(t, out[1], kvstore.Written, 6)
-		txns = txnsOf(l.take())
-		if got, want := shape(txns), "read, write 200"; got != want {
-			t.Errorf("transactions: %s; want %s", got, want)
-		}
-		var next []kvstore.Cluster
-		for i := range 5 {
-			next = append(next, cluster(fmt.Sprintf("restart-new-%d", i+1), master(901+i), 1))
-		}
-		for _, o := range write(t, s, next...) {
-			checkOutcome(t, o, kvstore.Written, 6)
-		}
-		txns = txnsOf(l.take())
-		if got, want := shape(txns), "create-only 200"; got != want {
-			t.Errorf("after an absent cluster was read: transactions: %s; want %s", got, want)
-		}
-		for _, c := range append(next, back) {
-			a.checkHolds(t, c)
-		}
-	})
 }
 
 // shape summarises transactions in order: "create-only 409" (a cas at
@@ -372,14 +199,276 @@ func shape(txns []txnRecord) string {
 	return strings.Join(out, ", ")
 }
 
+// read calls Read with a deadline.
+func read(t *testing.T, s *consulkv.Store, clusters []kvstore.Cluster) map[string]kvstore.Observed {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	got, err := s.Read(ctx, clusters)
+	if err != nil {
+		t.Fatalf("Read of %d clusters: %v", len(clusters), err)
+	}
+	return got
+}
+
+// moved is m with a different host and IPv4 (the port and empty IPv6 stay):
+// a change of 3 keys plus the epoch.
+func moved(m discovery.Master) discovery.Master {
+	m.Host = "moved-" + m.Host
+	m.IPv4 = strings.Replace(m.IPv4, "10.0.", "10.9.", 1)
+	return m
+}
+
+// armed returns a store through l whose creating first is on: it starts
+// off, and a write that reads a cluster absent (alias, new) turns it on.
+func armed(t *testing.T, a *agent, l *callLog, alias string) *consulkv.Store {
+	t.Helper()
+	s := newStore(t, a, consulkv.Config{Address: l.addr, Provider: consulkv.ProviderTxn, MaxOpsPerTxn: 64})
+	checkOutcome(t, write(t, s, cluster(alias, master(999), 1))[0], kvstore.Written, 6)
+	return s
+}
+
+// TestTxnCreateOnlyFirstWrite: a new store reads before its first write
+// (creating first starts off); once a read found a cluster absent, clusters
+// the store has never written are written without any read (no read
+// transaction, no KV GET), as create-only transactions of a cas at index 0
+// on each key that Consul accepts. Every outcome is Written with 6 keys and
+// Consul holds exactly the clusters.
+func TestTxnCreateOnlyFirstWrite(t *testing.T) {
+	t.Parallel()
+	a := startAgent(t, testserver.ConsulOptions{})
+	l := startCallLog(t, a.Addr())
+	s := armed(t, a, l, "create-first")
+	if got, want := shape(txnsOf(l.take())), "read, write 200"; got != want {
+		t.Errorf("new store, first write: transactions: %s; want %s", got, want)
+	}
+
+	var cs []kvstore.Cluster
+	for i := range 25 {
+		cs = append(cs, cluster(fmt.Sprintf("create-%02d", i), master(i), uint64(1+i)))
+	}
+	for _, o := range write(t, s, cs...) {
+		checkOutcome(t, o, kvstore.Written, 6)
+	}
+	calls := l.take()
+	txns := txnsOf(calls)
+	if reads := readsOf(txns); len(reads) != 0 {
+		t.Errorf("%d read transactions for new clusters, want none", len(reads))
+	}
+	if gets := kvGets(calls); len(gets) != 0 {
+		t.Errorf("%d KV GETs for new clusters, want none", len(gets))
+	}
+	// 10 whole clusters (60 ops) per transaction: 3 transactions.
+	if len(txns) != 3 {
+		t.Errorf("%d transactions of sizes %v, want 3", len(txns), sizes(txns))
+	}
+	ops := map[string]int{}
+	for i, x := range writesOf(txns) {
+		if x.Status != http.StatusOK || !createOnly(x) {
+			t.Errorf("write transaction %d: status %d, verbs %v; want 200 and only cas at index 0", i, x.Status, verbs(x))
+		}
+		for _, op := range x.Ops {
+			ops[op.KV.Key]++
+		}
+	}
+	for _, c := range cs {
+		for _, p := range c.Pairs {
+			if ops[p.Key] != 1 {
+				t.Errorf("%s: %d ops in write transactions, want exactly 1", p.Key, ops[p.Key])
+			}
+		}
+		a.checkHolds(t, c)
+	}
+	if len(ops) != 6*len(cs) {
+		t.Errorf("write transactions touch %d keys, want %d", len(ops), 6*len(cs))
+	}
+}
+
+// TestTxnCreateOnlyRefused: a create-only write that finds a key of the
+// cluster already there is refused by Consul and the cluster is read and
+// planned normally: a hand-put key is overwritten (Written, right values),
+// a newer epoch wins (Stale, nothing touched). A new store over clusters
+// that already exist (a restart) sends no create-only transaction; one that
+// just found a cluster absent sends them for one batch only. Creating
+// first goes on when a read finds a cluster absent and off when a
+// create-only write is refused.
+func TestTxnCreateOnlyRefused(t *testing.T) {
+	t.Parallel()
+	a := startAgent(t, testserver.ConsulOptions{})
+	l := startCallLog(t, a.Addr())
+	// Subtests share the proxy: they run in order.
+
+	t.Run("hand-put hostname", func(t *testing.T) {
+		c := cluster("refused-hand", master(1), 5)
+		a.put(t, c.MainKey()+"/hostname", "intruder")
+		s := armed(t, a, l, c.Alias+"-arm")
+		l.take()
+		checkOutcome(t, write(t, s, c)[0], kvstore.Written, 6)
+		a.checkHolds(t, c)
+		if got, want := shape(txnsOf(l.take())), "create-only 409, read, write 200"; got != want {
+			t.Errorf("transactions: %s; want %s", got, want)
+		}
+	})
+
+	for _, tc := range []struct {
+		name  string
+		setup func(t *testing.T, main string)
+	}{
+		{"newer epoch alone", func(t *testing.T, main string) { a.put(t, main+"/epoch", "99") }},
+		{"newer cluster", func(t *testing.T, main string) {
+			alias := strings.TrimPrefix(main, layout.Prefix())
+			checkOutcome(t, write(t, newStore(t, a, consulkv.Config{Provider: consulkv.ProviderTxn}), cluster(alias, master(2), 99))[0], kvstore.Written, 6)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := cluster("refused-"+strings.ReplaceAll(tc.name, " ", "-"), master(3), 11)
+			tc.setup(t, c.MainKey())
+			before := a.snapshot(t, c.Alias)
+			s := armed(t, a, l, c.Alias+"-arm")
+			l.take()
+			checkOutcome(t, write(t, s, c)[0], kvstore.Stale, 0)
+			after := a.snapshot(t, c.Alias)
+			if !entriesEqual(after, before) {
+				t.Errorf("stale write changed consul:\nbefore %v\n after %v", before, after)
+			}
+			if got := after[c.EpochKey()].Value; got != "99" {
+				t.Errorf("newer epoch overwritten: %q", got)
+			}
+			if got, want := shape(txnsOf(l.take())), "create-only 409, read"; got != want {
+				t.Errorf("transactions: %s; want %s", got, want)
+			}
+		})
+	}
+
+	// A store rewrites 300 clusters another store wrote, in batches of one
+	// transaction (10 clusters, 60 ops) or of ten. A new store (a restart)
+	// reads first from the start; an armed one (it just found a cluster
+	// absent) tries the first batch create-only, and each of that batch's
+	// transactions, planned together, may be refused; later batches read.
+	for _, tc := range []struct {
+		armed bool
+		batch int
+	}{{false, 10}, {false, 100}, {true, 10}, {true, 100}} {
+		t.Run(fmt.Sprintf("existing clusters, armed %v, batches of %d", tc.armed, tc.batch), func(t *testing.T) {
+			const n = 300
+			prefix := fmt.Sprintf("existing-%v%d", tc.armed, tc.batch)
+			var before, after []kvstore.Cluster
+			for i := range n {
+				alias := fmt.Sprintf("%s-%03d", prefix, i)
+				before = append(before, cluster(alias, master(i), 1))
+				after = append(after, cluster(alias, moved(master(i)), 2))
+			}
+			for _, o := range write(t, newStore(t, a, consulkv.Config{Provider: consulkv.ProviderTxn, MaxOpsPerTxn: 64}), before...) {
+				checkOutcome(t, o, kvstore.Written, 6)
+			}
+			s := newStore(t, a, consulkv.Config{Address: l.addr, Provider: consulkv.ProviderTxn, MaxOpsPerTxn: 64})
+			if tc.armed {
+				s = armed(t, a, l, prefix+"-arm")
+			}
+			l.take()
+			var refused, creates []int // per batch
+			for start := 0; start < n; start += tc.batch {
+				for _, o := range write(t, s, after[start:start+tc.batch]...) {
+					checkOutcome(t, o, kvstore.Written, 4)
+				}
+				txns := txnsOf(l.take())
+				refused = append(refused, refusedCreates(txns))
+				creates = append(creates, countCreates(txns))
+			}
+			lo, hi := 0, 0
+			if tc.armed {
+				lo, hi = 1, tc.batch/10
+			}
+			if refused[0] < lo || refused[0] > hi || slices.Max(refused[1:]) != 0 {
+				t.Errorf("refused create-only transactions per batch: %v; want %d to %d in the first, none after", refused, lo, hi)
+			}
+			if !slices.Equal(creates, refused) {
+				t.Errorf("create-only transactions per batch: %v, refused %v; want all refused", creates, refused)
+			}
+			for _, c := range after {
+				a.checkHolds(t, c)
+			}
+		})
+	}
+
+	// Batches mixing existing clusters with a few absent ones (a restart
+	// after clusters were added, a pass over a partly deleted prefix) must
+	// not keep turning creating first on: only the first batch of an armed
+	// store may have create-only transactions refused.
+	t.Run("existing clusters with some absent, armed", func(t *testing.T) {
+		const n, batch = 300, 30
+		var existing, all []kvstore.Cluster
+		for i := range n {
+			c := cluster(fmt.Sprintf("mixed-%03d", i), master(i), 1)
+			if i%10 != 0 {
+				existing = append(existing, c)
+			}
+			all = append(all, cluster(c.Alias, moved(master(i)), 2))
+		}
+		write(t, newStore(t, a, consulkv.Config{Provider: consulkv.ProviderTxn, MaxOpsPerTxn: 64}), existing...)
+		s := armed(t, a, l, "mixed-arm")
+		l.take()
+		var refused []int
+		for start := 0; start < n; start += batch {
+			for k, o := range write(t, s, all[start:start+batch]...) {
+				keys := 4
+				if (start+k)%10 == 0 {
+					keys = 6
+				}
+				checkOutcome(t, o, kvstore.Written, keys)
+			}
+			refused = append(refused, refusedCreates(txnsOf(l.take())))
+		}
+		if refused[0] == 0 || slices.Max(refused[1:]) != 0 {
+			t.Errorf("refused create-only transactions per batch: %v; want some in the first, none after", refused)
+		}
+		for _, c := range all {
+			a.checkHolds(t, c)
+		}
+	})
+
+	t.Run("creating first on and off", func(t *testing.T) {
+		var old []kvstore.Cluster
+		for i := range 5 {
+			old = append(old, cluster(fmt.Sprintf("cycle-old-%d", i), master(i), 1))
+		}
+		write(t, newStore(t, a, consulkv.Config{Provider: consulkv.ProviderTxn}), old...)
+		s := newStore(t, a, consulkv.Config{Address: l.addr, Provider: consulkv.ProviderTxn, MaxOpsPerTxn: 64})
+		l.take()
+		step := func(name, want string, cs []kvstore.Cluster, keys ...int) {
+			t.Helper()
+			for i, o := range write(t, s, cs...) {
+				checkOutcome(t, o, kvstore.Written, keys[i])
+			}
+			if got := shape(txnsOf(l.take())); got != want {
+				t.Errorf("%s: transactions: %s; want %s", name, got, want)
+			}
+			for _, c := range cs {
+				a.checkHolds(t, c)
+			}
+		}
+		newer := func(i int) kvstore.Cluster { return cluster(old[i].Alias, moved(master(i)), 2) }
+		var fresh []kvstore.Cluster
+		for i := range 6 {
+			fresh = append(fresh, cluster(fmt.Sprintf("cycle-new-%d", i), master(900+i), 1))
+		}
+		step("new store, existing cluster", "read, write 200", []kvstore.Cluster{newer(0)}, 4)
+		step("existing cluster, half absent", "read, write 200", []kvstore.Cluster{newer(1), fresh[0]}, 4, 6)
+		step("mostly absent clusters", "read, write 200", []kvstore.Cluster{newer(4), fresh[1], fresh[2]}, 4, 6, 6)
+		step("new clusters, on", "create-only 200", fresh[3:], 6, 6, 6)
+		step("existing cluster, on", "create-only 409, read, write 200", []kvstore.Cluster{newer(2)}, 4)
+		step("existing cluster, off", "read, write 200", []kvstore.Cluster{newer(3)}, 4)
+	})
+}
+
 // TestReadListMatchesPerClusterReads: a Read of listMin or more clusters
 // under one prefix is one consistent recursive GET of the prefix and no
 // transaction, and returns exactly what reading the clusters in small
 // chunks (read transactions) returns: a key deleted or changed by hand, a
-// cluster absent entirely (empty, not missing), an extra key one level
-// below a cluster. Keys of clusters not asked for (x10 beside x1) and keys
-// two levels below a main key are not mixed in, and no cluster not asked
-// for is returned. Fewer clusters, or clusters under different prefixes,
+// cluster absent entirely (empty, not missing), extra keys one and two
+// levels below a cluster (every reader returns every key below a main key).
+// Keys of clusters not asked for (x10 beside x1) are not mixed in, and no
+// cluster not asked for is returned. Fewer clusters, or clusters under different prefixes,
 // are read with transactions.
 func TestReadListMatchesPerClusterReads(t *testing.T) {
 	t.Parallel()
@@ -410,6 +499,7 @@ func TestReadListMatchesPerClusterReads(t *testing.T) {
 	delete(want[deleted.Alias], deleted.MainKey()+"/ipv6")
 	want[edited.Alias][edited.MainKey()+"/hostname"] = "edited"
 	want[x1.Alias][x1.MainKey()+"/note"] = "one level below"
+	want[x1.Alias][x1.MainKey()+"/hostname/extra"] = "two levels below"
 	want[gone.Alias] = kvstore.Observed{}
 
 	for _, provider := range providers {
@@ -434,7 +524,6 @@ func TestReadListMatchesPerClusterReads(t *testing.T) {
 			if n := prefixLists(l.take()); n != 0 {
 				t.Errorf("chunked reads: %d listings of the prefix, want none", n)
 			}
-
 			for alias, obs := range got {
 				if !maps.Equal(obs, chunked[alias]) {
 					t.Errorf("%s: listing read %v, chunked reads %v", alias, obs, chunked[alias])
@@ -511,12 +600,10 @@ func TestTxnReadThenWriteWithoutRead(t *testing.T) {
 				t.Fatalf("Read of %d clusters: %d listings", tc.n, len(lists))
 			}
 
-			// Ten unchanged clusters move: two transactions, no read.
+			// Nine clusters read exactly move: one transaction, no read.
 			var changed []kvstore.Cluster
-			for _, c := range cs[:10] {
-				if c.Alias != differs.Alias {
-					changed = append(changed, cluster(c.Alias, moved(master(indexOf(cs, c))), 2))
-				}
+			for i, c := range cs[:9] {
+				changed = append(changed, cluster(c.Alias, moved(master(i)), 2))
 			}
 			for _, o := range write(t, s, changed...) {
 				checkOutcome(t, o, kvstore.Written, 4)
@@ -526,16 +613,24 @@ func TestTxnReadThenWriteWithoutRead(t *testing.T) {
 			if reads, gets := readsOf(txns), kvGets(calls); len(reads) != 0 || len(gets) != 0 {
 				t.Errorf("write after Read: %d read transactions, %d KV GETs; want none", len(reads), len(gets))
 			}
-			for _, x := range txns {
-				v := verbs(x)
-				if x.Status != http.StatusOK || v["set"] != 0 || v["cas"]+v["check-index"] != len(x.Ops) {
-					t.Errorf("write after Read: status %d, verbs %v; want 200, cas and check-index only", x.Status, v)
+			writes := writesOf(txns)
+			if len(writes) != 1 {
+				t.Fatalf("write after Read: transactions: %s; want one write", shape(txns))
+			}
+			x := writes[0]
+			// Per cluster: cas on the 3 moved keys and the epoch, check-index
+			// on port and ipv6, every one at the index read.
+			if v := verbs(x); x.Status != http.StatusOK || v["cas"] != 4*len(changed) || v["check-index"] != 2*len(changed) || len(x.Ops) != 6*len(changed) {
+				t.Errorf("write after Read: status %d, verbs %v; want 200, %d cas and %d check-index", x.Status, v, 4*len(changed), 2*len(changed))
+			}
+			zero := 0
+			for _, op := range x.Ops {
+				if op.KV.Index == 0 {
+					zero++
 				}
-				for _, op := range x.Ops {
-					if op.KV.Index == 0 {
-						t.Errorf("write after Read: %s %s at index 0, want the index read", op.KV.Verb, op.KV.Key)
-					}
-				}
+			}
+			if zero > 0 {
+				t.Errorf("write after Read: %d of %d ops at index 0, want all at the index read", zero, len(x.Ops))
 			}
 			for _, c := range changed {
 				a.checkHolds(t, c)
@@ -561,13 +656,4 @@ func TestTxnReadThenWriteWithoutRead(t *testing.T) {
 			}
 		})
 	}
-}
-
-func indexOf(cs []kvstore.Cluster, c kvstore.Cluster) int {
-	for i, x := range cs {
-		if x.Alias == c.Alias {
-			return i
-		}
-	}
-	return -1
 }

@@ -22,7 +22,7 @@ const listMin = 256
 func commonPrefix(clusters []kvstore.Cluster) (string, bool) {
 	first := clusters[0]
 	prefix, ok := strings.CutSuffix(first.MainKey(), first.Alias)
-	if !ok || prefix == "" {
+	if !ok || strings.Trim(prefix, "/") == "" {
 		return "", false
 	}
 	for _, c := range clusters[1:] {
@@ -66,8 +66,9 @@ func (s *Store) readList(ctx context.Context, prefix string, clusters []kvstore.
 	return out, nil
 }
 
-// matcher finds the cluster a returned key belongs to: its main key, or a
-// key one level below it.
+// matcher finds the cluster a returned key belongs to: the cluster whose
+// main key is the key or its nearest ancestor, so every reader (a listing,
+// get-tree transactions, plain GETs) sees every key below a main key.
 type matcher struct {
 	clusters []kvstore.Cluster
 	byMain   map[string]int
@@ -82,11 +83,14 @@ func newMatcher(clusters []kvstore.Cluster) matcher {
 }
 
 func (m matcher) match(key string) (int, bool) {
-	i, ok := m.byMain[key]
-	if !ok {
-		if cut := strings.LastIndexByte(key, '/'); cut > 0 {
-			i, ok = m.byMain[key[:cut]]
+	for k := key; ; {
+		if i, ok := m.byMain[k]; ok {
+			return i, belongs(m.clusters[i], key)
 		}
+		cut := strings.LastIndexByte(k, '/')
+		if cut <= 0 {
+			return 0, false
+		}
+		k = k[:cut]
 	}
-	return i, ok && belongs(m.clusters[i], key)
 }

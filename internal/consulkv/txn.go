@@ -234,6 +234,7 @@ func (s *Store) writeTxn(ctx context.Context, clusters []kvstore.Cluster) []kvst
 				sub[k] = clusters[pending[j]]
 			}
 			st, readErrs := s.readTxn(ctx, sub)
+			absent := 0
 			for k, j := range toRead {
 				i := pending[j]
 				if readErrs[k] != nil {
@@ -241,7 +242,7 @@ func (s *Store) writeTxn(ctx context.Context, clusters []kvstore.Cluster) []kvst
 					continue
 				}
 				if len(st[k]) == 0 {
-					s.written.createFirst.Store(true) // new clusters are being published
+					absent++
 				}
 				o, final := plan(clusters[i], st[k])
 				if final != nil {
@@ -249,6 +250,14 @@ func (s *Store) writeTxn(ctx context.Context, clusters []kvstore.Cluster) []kvst
 					continue
 				}
 				ops[j], sizes[j] = o, len(o)
+			}
+			if round == 0 && absent > len(toRead)/2 {
+				// Mostly new clusters: the ones after them likely are too.
+				// Not from a later round, which re-reads what create-only
+				// just failed on; and not when only some are absent, or
+				// batches mixing absent and existing clusters would keep
+				// turning it on and having whole transactions refused.
+				s.written.createFirst.Store(true)
 			}
 		}
 		groups := pack(sizes, limit)

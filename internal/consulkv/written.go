@@ -22,10 +22,13 @@ type written struct {
 	m  map[string]writtenCluster
 	// createFirst: clusters this store has no record of are first tried
 	// with a create-only write (cas at index 0 on every key), which needs
-	// no read and commits only if none of their keys exists. It is turned
-	// off when such a write is refused (the datacenter already holds the
-	// clusters, as after a restart, so every attempt would be refused
-	// and read anyway) and on again when a read finds a cluster absent.
+	// no read and commits only if none of their keys exists. It starts
+	// off and is turned on when a read finds a cluster absent (new
+	// clusters are being published), and off again when such a write is
+	// refused. Starting off matters: a new store (a restart, a new leader's
+	// sweep) usually faces a datacenter that holds every cluster, where
+	// each create-only transaction would be refused, a wasted raft write
+	// in Consul, before the read it was meant to save.
 	createFirst atomic.Bool
 }
 
@@ -37,11 +40,7 @@ type writtenCluster struct {
 	indexes []uint64
 }
 
-func newWritten() *written {
-	w := &written{m: map[string]writtenCluster{}}
-	w.createFirst.Store(true)
-	return w
-}
+func newWritten() *written { return &written{m: map[string]writtenCluster{}} }
 
 func (w *written) forget(alias string) {
 	w.mu.Lock()
