@@ -6,17 +6,18 @@ import (
 	"io"
 	"log/slog"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/consul/api"
 
 	"github.com/masterkv/masterkv/internal/command"
-	"github.com/masterkv/masterkv/internal/consulkv"
 	"github.com/masterkv/masterkv/internal/discovery"
 	"github.com/masterkv/masterkv/internal/testserver"
 	"github.com/masterkv/masterkv/raftnode/node"
 	"github.com/masterkv/masterkv/raftnode/nodetest"
+	"github.com/masterkv/masterkv/raftnode/publish"
 	"github.com/masterkv/masterkv/raftnode/sweep"
 )
 
@@ -45,13 +46,22 @@ func wan(t *testing.T) []*testserver.Consul {
 	return dcs
 }
 
+// clients holds one client per agent: a new client (and transport) per
+// call in a polling loop leaves its connections open, and an agent refuses
+// more than 200 from one address (429).
+var clients sync.Map // *testserver.Consul -> *api.Client
+
 func client(t *testing.T, c *testserver.Consul) *api.Client {
 	t.Helper()
+	if cl, ok := clients.Load(c); ok {
+		return cl.(*api.Client)
+	}
 	cl, err := api.NewClient(&api.Config{Address: c.Addr()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return cl
+	cl2, _ := clients.LoadOrStore(c, cl)
+	return cl2.(*api.Client)
 }
 
 func eventually(t *testing.T, timeout time.Duration, what string, check func() error) {
@@ -74,12 +84,17 @@ func startSweeper(t *testing.T, dc1 *testserver.Consul, n sweep.Leader, src inte
 	sweep.Leader
 }, interval time.Duration) *sweep.Sweeper {
 	t.Helper()
-	cs, err := consulkv.New(consulkv.Config{Address: dc1.Addr(), Provider: consulkv.ProviderTxn, MaxOpsPerTxn: 64, Timeout: 2 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	nd := n.(*node.Node)
-	s := sweep.New(cs, nd.Store(), nd, sweep.Config{Layout: layout, Interval: interval, LeaderPoll: 20 * time.Millisecond, RetryMax: 200 * time.Millisecond, Logger: quiet})
+	return runSweeper(t, dc1.Addr(), n.(*node.Node), interval, nil)
+}
+
+// runSweeper runs a sweeper for nd through the agent at addr (an agent or
+// a kvTap in front of one), with local as Config.Local.
+func runSweeper(t *testing.T, addr string, nd *node.Node, interval time.Duration, local *publish.Publisher) *sweep.Sweeper {
+	t.Helper()
+	s := sweep.New(newStore(t, addr), nd.Store(), nd, sweep.Config{
+		Layout: layout, Interval: interval, LeaderPoll: 20 * time.Millisecond, RetryMax: 200 * time.Millisecond, Logger: quiet,
+		Local: local,
+	})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); s.Run(ctx) }()
@@ -233,7 +248,11 @@ func TestOnlyTheLeaderSweeps(t *testing.T) {
 }
 
 // TestSteadyStateCostsOnlyReads: 10,000 clusters in 3 datacenters, nothing
-// changed: a sweep reads every key and writes none.
+// changed: a sweep reads every key and writes none. The sweeper talks to
+// Consul through a kvTap: between a steady-state pass in every datacenter
+// and the next, no write (a transaction with an operation other than get
+// or get-tree, a PUT or DELETE of /v1/kv) reaches any datacenter, and each
+// datacenter was read with a recursive listing of the prefix.
 func TestSteadyStateCostsOnlyReads(t *testing.T) {
 	if testing.Short() {
 		t.Skip("10,000 clusters; run without -short")
@@ -250,20 +269,45 @@ func TestSteadyStateCostsOnlyReads(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	s := startSweeper(t, dcs[0], g.Nodes[0], g.Nodes[0], 3*time.Second)
-	// The first pass writes everything; wait for a later pass.
-	eventually(t, 120*time.Second, "a steady-state sweep in every datacenter", func() error {
-		st := s.Status()
-		if len(st.Datacenters) != 3 {
-			return fmt.Errorf("%d datacenters", len(st.Datacenters))
-		}
-		for _, d := range st.Datacenters {
-			if d.LastSweep == nil || d.LastSweep.KeysUnchanged != clusters*6 {
-				return fmt.Errorf("%s: last sweep %+v", d.Store, d.LastSweep)
+	tap := newKVTap(t, dcs[0].Addr())
+	s := runSweeper(t, tap.addr, g.Nodes[0], 3*time.Second, nil)
+	// steady waits for a pass that found every key in place in every
+	// datacenter and started at or after since.
+	steady := func(what string, since time.Time) {
+		t.Helper()
+		eventually(t, 120*time.Second, what, func() error {
+			st := s.Status()
+			if len(st.Datacenters) != 3 {
+				return fmt.Errorf("%d datacenters", len(st.Datacenters))
 			}
+			for _, d := range st.Datacenters {
+				if d.LastSweep == nil || d.LastSweep.At.Before(since) || d.LastSweep.KeysUnchanged != clusters*6 {
+					return fmt.Errorf("%s: last sweep %+v", d.Store, d.LastSweep)
+				}
+			}
+			return nil
+		})
+	}
+	// The first pass writes everything; wait for a later pass.
+	steady("a steady-state sweep in every datacenter", time.Time{})
+	// Count what reaches Consul from then until every datacenter has run a
+	// whole pass more, one that started after the count began.
+	before := tap.snapshot()
+	since := time.Now()
+	steady("another steady-state sweep in every datacenter", since)
+	wire := tap.since(before)
+	for _, dc := range dcNames(wire) {
+		c := wire[dc]
+		t.Logf("steady state, ?dc=%q: %v", dc, c)
+		if c.writes() != 0 {
+			t.Errorf("steady state: %d write transactions and %d KV PUT/DELETE into ?dc=%q, want 0", c.txnWrites, c.kvWrites, dc)
 		}
-		return nil
-	})
+	}
+	for _, dc := range []string{"dc1", "dc2", "dc3"} {
+		if wire[dc].lists < 1 {
+			t.Errorf("steady state: %s read with %d listings of the prefix in a pass, want at least 1: %v", dc, wire[dc].lists, wire[dc])
+		}
+	}
 	var names []string
 	for _, d := range s.Status().Datacenters {
 		r := d.LastSweep
