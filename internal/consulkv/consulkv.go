@@ -86,8 +86,9 @@ type Store struct {
 }
 
 var (
-	_ kvstore.Writer = (*Store)(nil)
-	_ kvstore.Reader = (*Store)(nil)
+	_ kvstore.Writer   = (*Store)(nil)
+	_ kvstore.Reader   = (*Store)(nil)
+	_ kvstore.Surveyor = (*Store)(nil)
 )
 
 // New connects to Consul. It does no I/O; errors are configuration errors.

@@ -540,6 +540,27 @@ func TestReadListMatchesPerClusterReads(t *testing.T) {
 			if len(got) != len(want) {
 				t.Errorf("Read returned %d clusters, want the %d asked for", len(got), len(want))
 			}
+
+			// Survey: the same listing, compared as it is walked. Exact
+			// are the clusters whose own pairs are all there with their
+			// values; extra keys (x1's) do not matter.
+			l.take()
+			same, err := newStore(t, a, consulkv.Config{Address: l.addr, Provider: provider, MaxOpsPerTxn: 64}).Survey(context.Background(), asked)
+			if err != nil {
+				t.Fatalf("Survey: %v", err)
+			}
+			if calls := l.take(); len(calls) != 1 || len(listsOf(calls)) != 1 {
+				t.Errorf("Survey of %d clusters: %d requests, want exactly one listing", len(asked), len(calls))
+			}
+			for i, c := range asked {
+				exact := len(kvstore.Diff(c, want[c.Alias])) == 0
+				if same[i] != exact {
+					t.Errorf("Survey(%s) = %v, want %v (Read gives %v)", c.Alias, same[i], exact, got[c.Alias])
+				}
+			}
+			if !same[0] || same[7] || same[8] || !same[len(same)-2] || same[len(same)-1] {
+				t.Errorf("Survey: want exact for untouched clusters and x1, not for the deleted, edited and absent ones; got %v", same)
+			}
 		})
 	}
 
@@ -578,16 +599,19 @@ func TestTxnReadThenWriteWithoutRead(t *testing.T) {
 	a := startAgent(t, testserver.ConsulOptions{})
 	l := startCallLog(t, a.Addr())
 	for _, tc := range []struct {
-		name string
-		n    int
+		name   string
+		n      int
+		survey bool
 	}{
-		{"listing", 300},
-		{"read transactions", 40},
+		{"listing", 300, false},
+		{"read transactions", 40, false},
+		{"survey listing", 300, true},
+		{"survey read transactions", 40, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var cs []kvstore.Cluster
 			for i := range tc.n {
-				cs = append(cs, cluster(fmt.Sprintf("remember%d-%03d", tc.n, i), master(i), 1))
+				cs = append(cs, cluster(fmt.Sprintf("remember%d%v-%03d", tc.n, tc.survey, i), master(i), 1))
 			}
 			write(t, newStore(t, a, consulkv.Config{Provider: consulkv.ProviderTxn, MaxOpsPerTxn: 64}), cs...)
 			differs := cs[9]
@@ -595,7 +619,13 @@ func TestTxnReadThenWriteWithoutRead(t *testing.T) {
 
 			s := newStore(t, a, consulkv.Config{Address: l.addr, Provider: consulkv.ProviderTxn, MaxOpsPerTxn: 64})
 			l.take()
-			read(t, s, cs)
+			if tc.survey {
+				if _, err := s.Survey(context.Background(), cs); err != nil {
+					t.Fatalf("Survey: %v", err)
+				}
+			} else {
+				read(t, s, cs)
+			}
 			if lists := listsOf(l.take()); (len(lists) == 1) != (tc.n >= listMin) {
 				t.Fatalf("Read of %d clusters: %d listings", tc.n, len(lists))
 			}

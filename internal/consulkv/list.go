@@ -3,7 +3,10 @@ package consulkv
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
+
+	"github.com/hashicorp/consul/api"
 
 	"github.com/masterkv/masterkv/internal/kvstore"
 )
@@ -43,27 +46,84 @@ func commonPrefix(clusters []kvstore.Cluster) (string, bool) {
 // never concludes anything but "differs" from absence; the write path then
 // reads that cluster with a transaction, which does report the refusal.
 func (s *Store) readList(ctx context.Context, prefix string, clusters []kvstore.Cluster) ([]stored, error) {
-	select {
-	case s.lists <- struct{}{}:
-	case <-ctx.Done():
-		return nil, fmt.Errorf("consul list %s in %s: %w", prefix, s.Name(), ctx.Err())
-	}
-	pairs, _, err := s.client.KV().List(prefix, s.queryOpts(ctx))
-	<-s.lists
-	if err != nil {
-		return nil, fmt.Errorf("consul list %s in %s: %w", prefix, s.Name(), classify(err))
-	}
-	m := newMatcher(clusters)
 	out := make([]stored, len(clusters))
 	for i := range out {
 		out[i] = stored{}
 	}
+	err := s.list(ctx, prefix, clusters, func(i int, p *api.KVPair) {
+		out[i][p.Key] = storedKV{value: string(p.Value), index: p.ModifyIndex}
+	})
+	return out, err
+}
+
+// list calls each for every listed key that belongs to one of clusters,
+// with that cluster's index.
+func (s *Store) list(ctx context.Context, prefix string, clusters []kvstore.Cluster, each func(i int, p *api.KVPair)) error {
+	select {
+	case s.lists <- struct{}{}:
+	case <-ctx.Done():
+		return fmt.Errorf("consul list %s in %s: %w", prefix, s.Name(), ctx.Err())
+	}
+	pairs, _, err := s.client.KV().List(prefix, s.queryOpts(ctx))
+	<-s.lists
+	if err != nil {
+		return fmt.Errorf("consul list %s in %s: %w", prefix, s.Name(), classify(err))
+	}
+	m := newMatcher(clusters)
 	for _, p := range pairs {
 		if i, ok := m.match(p.Key); ok {
-			out[i][p.Key] = storedKV{value: string(p.Value), index: p.ModifyIndex}
+			each(i, p)
 		}
 	}
-	return out, nil
+	return nil
+}
+
+// Survey tells which clusters Consul holds exactly. Many clusters under
+// one prefix are compared while the listing is walked, without a map per
+// cluster; fewer are Read. Like Read, it remembers the clusters found
+// exact for planning their next change.
+func (s *Store) Survey(ctx context.Context, clusters []kvstore.Cluster) ([]bool, error) {
+	same := make([]bool, len(clusters))
+	prefix, ok := "", false
+	if len(clusters) >= listMin {
+		prefix, ok = commonPrefix(clusters)
+	}
+	if !ok {
+		obs, err := s.Read(ctx, clusters)
+		if err != nil {
+			return nil, err
+		}
+		for i, c := range clusters {
+			same[i] = len(kvstore.Diff(c, obs[c.Alias])) == 0
+		}
+		return same, nil
+	}
+	// Pair j of cluster i is at start[i]+j in equal and indexes.
+	start := make([]int, len(clusters)+1)
+	for i, c := range clusters {
+		start[i+1] = start[i] + len(c.Pairs)
+	}
+	equal := make([]bool, start[len(clusters)])
+	indexes := make([]uint64, start[len(clusters)])
+	err := s.list(ctx, prefix, clusters, func(i int, p *api.KVPair) {
+		for j, want := range clusters[i].Pairs {
+			if want.Key == p.Key {
+				equal[start[i]+j] = want.Value == string(p.Value)
+				indexes[start[i]+j] = p.ModifyIndex
+				return
+			}
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	for i, c := range clusters {
+		same[i] = !slices.Contains(equal[start[i]:start[i+1]], false)
+		if same[i] && s.provider == ProviderTxn {
+			s.written.rememberAt(c, indexes[start[i]:start[i+1]])
+		}
+	}
+	return same, nil
 }
 
 // matcher finds the cluster a returned key belongs to: the cluster whose

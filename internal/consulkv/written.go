@@ -1,11 +1,13 @@
 package consulkv
 
 import (
+	"slices"
 	"sync"
 	"sync/atomic"
 
 	"github.com/hashicorp/consul/api"
 
+	"github.com/masterkv/masterkv/internal/discovery"
 	"github.com/masterkv/masterkv/internal/kvstore"
 )
 
@@ -69,11 +71,28 @@ func (w *written) remember(c kvstore.Cluster, results map[string]uint64) {
 // rememberStored records c as held by Consul at the indexes read in st,
 // which must hold every pair of c with its value.
 func (w *written) rememberStored(c kvstore.Cluster, st stored) {
-	idx := make(map[string]uint64, len(c.Pairs))
-	for _, p := range c.Pairs {
-		idx[p.Key] = st[p.Key].index
+	idx := make([]uint64, len(c.Pairs))
+	for i, p := range c.Pairs {
+		idx[i] = st[p.Key].index
 	}
-	w.remember(c, idx)
+	w.rememberAt(c, idx)
+}
+
+// rememberAt records c as held by Consul with pair i at indexes[i]. A
+// record that already says exactly that is kept as it is: a pass re-reads
+// every cluster each interval, and replacing 10,000 equal records would
+// only make garbage.
+func (w *written) rememberAt(c kvstore.Cluster, indexes []uint64) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if wc, ok := w.m[c.Alias]; ok && slices.Equal(wc.indexes, indexes) && slices.EqualFunc(wc.values, c.Pairs, func(v string, p discovery.KVPair) bool { return v == p.Value }) {
+		return
+	}
+	wc := writtenCluster{values: make([]string, len(c.Pairs)), indexes: slices.Clone(indexes)}
+	for i, p := range c.Pairs {
+		wc.values[i] = p.Value
+	}
+	w.m[c.Alias] = wc
 }
 
 // planWritten plans c against what was last written, or reports false when

@@ -90,6 +90,14 @@ type Reader interface {
 	Read(ctx context.Context, clusters []Cluster) (map[string]Observed, error)
 }
 
+// Surveyor is a Reader that can also tell, for many clusters with one
+// read, which of them it holds exactly (every pair present with its value)
+// without building what it read: a sweep pass over 10,000 clusters then
+// costs one read and little memory.
+type Surveyor interface {
+	Survey(ctx context.Context, clusters []Cluster) (same []bool, err error)
+}
+
 // Diff returns the keys of c whose value in o differs or is missing.
 func Diff(c Cluster, o Observed) []string {
 	var out []string

@@ -31,11 +31,12 @@ type sweepPass struct {
 	report    SweepReport
 }
 
-// survey is the result of a pass's first read.
+// survey is the result of a pass's first read: same[i] tells whether the
+// store holds clusters[i] exactly.
 type survey struct {
 	pass     *sweepPass
 	clusters []kvstore.Cluster
-	observed map[string]kvstore.Observed
+	same     []bool
 	err      error
 }
 
@@ -76,10 +77,26 @@ func (p *Publisher) startSweep(ctx context.Context) {
 	go func() {
 		sv := survey{pass: pass, clusters: clusters}
 		if len(clusters) > 0 {
-			sv.observed, sv.err = p.store.Read(ctx, clusters)
+			sv.same, sv.err = p.surveyStore(ctx, clusters)
 		}
 		p.surveyed <- sv // buffered, and one pass at a time
 	}()
+}
+
+// surveyStore reads clusters once and tells which the store holds exactly.
+func (p *Publisher) surveyStore(ctx context.Context, clusters []kvstore.Cluster) ([]bool, error) {
+	if s, ok := p.store.(kvstore.Surveyor); ok {
+		return s.Survey(ctx, clusters)
+	}
+	obs, err := p.store.Read(ctx, clusters)
+	if err != nil {
+		return nil, err
+	}
+	same := make([]bool, len(clusters))
+	for i, c := range clusters {
+		same[i] = len(kvstore.Diff(c, obs[c.Alias])) == 0
+	}
+	return same, nil
 }
 
 // finishSurvey settles the clusters the store already holds exactly and
@@ -95,8 +112,8 @@ func (p *Publisher) finishSurvey(sv survey) {
 		p.log.Warn("sweep: reading every cluster at once failed; reading them one by one", "err", sv.err)
 	}
 	settled := false
-	for _, c := range sv.clusters {
-		if sv.err == nil && len(kvstore.Diff(c, sv.observed[c.Alias])) == 0 {
+	for i, c := range sv.clusters {
+		if sv.err == nil && sv.same[i] {
 			// The same conclusion a Write draws from its read: unchanged.
 			n := len(c.Pairs)
 			pass.report.Clusters++
