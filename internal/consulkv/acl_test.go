@@ -2,6 +2,7 @@ package consulkv_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -124,34 +125,45 @@ func TestACLWrite(t *testing.T) {
 }
 
 // TestACLRead: Read with a token that may not read the keys fails; it never
-// reports keys that exist as missing.
+// reports keys that exist as missing, also when it reads by listing the
+// prefix (256 clusters and more), which Consul filters silently.
 func TestACLRead(t *testing.T) {
 	t.Parallel()
 	f := startACL(t)
 	admin := newStore(t, f.agent, consulkv.Config{Token: f.mgmt})
 	for _, provider := range providers {
 		for _, tt := range f.tokens {
-			t.Run(provider+"/"+tt.name, func(t *testing.T) {
-				alias := strings.ReplaceAll("aclread-"+provider+"-"+tt.name, " ", "-")
-				c := kvstore.NewCluster(tt.layout, alias, master(1), 1)
-				write(t, admin, c)
-
-				s := newStore(t, f.agent, consulkv.Config{Provider: provider, Token: tt.token})
-				got, err := s.Read(context.Background(), []kvstore.Cluster{c})
-				if tt.ok {
-					if err != nil || !mapsEqual(got[c.Alias], pairsOf(c)) {
-						t.Errorf("Read = %v, %v; want %v", got[c.Alias], err, pairsOf(c))
-					}
-					return
-				}
-				if err == nil {
-					t.Errorf("Read without permission = %v, nil; want a permission error (the keys exist)", got[c.Alias])
-					return
-				}
-				checkPermissionError(t, kvstore.Failed, err, f.secrets)
-			})
+			for _, n := range []int{1, 300} {
+				t.Run(fmt.Sprintf("%s/%s/%d clusters", provider, tt.name, n), func(t *testing.T) {
+					aclRead(t, f, admin, provider, tt, n)
+				})
+			}
 		}
 	}
+}
+
+func aclRead(t *testing.T, f *aclFixture, admin *consulkv.Store, provider string, tt tokenCase, n int) {
+	alias := strings.ReplaceAll(fmt.Sprintf("aclread-%s-%s-%d", provider, tt.name, n), " ", "-")
+	c := kvstore.NewCluster(tt.layout, alias, master(1), 1)
+	write(t, admin, c)
+	clusters := []kvstore.Cluster{c}
+	for i := 1; i < n; i++ { // absent ones beside it, under the same prefix
+		clusters = append(clusters, kvstore.NewCluster(tt.layout, fmt.Sprintf("%s-absent-%03d", alias, i), master(1), 1))
+	}
+
+	s := newStore(t, f.agent, consulkv.Config{Provider: provider, Token: tt.token})
+	got, err := s.Read(context.Background(), clusters)
+	if tt.ok {
+		if err != nil || !mapsEqual(got[c.Alias], pairsOf(c)) {
+			t.Errorf("Read = %v, %v; want %v", got[c.Alias], err, pairsOf(c))
+		}
+		return
+	}
+	if err == nil {
+		t.Errorf("Read without permission = %v, nil; want a permission error (the keys exist)", got[c.Alias])
+		return
+	}
+	checkPermissionError(t, kvstore.Failed, err, f.secrets)
 }
 
 // checkPermissionError fails unless the status is Failed with an error that

@@ -15,6 +15,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"strings"
 	"time"
 
@@ -81,8 +82,9 @@ type Store struct {
 	timeout     time.Duration
 	written     *written // consul-txn only; one per datacenter
 	// lists admits one recursive listing at a time through this agent
-	// connection, across datacenters (see readList).
+	// connection, across datacenters (see list).
 	lists chan struct{}
+	raw   rawLister
 }
 
 var (
@@ -128,10 +130,11 @@ func New(cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("consul tls: %w", err)
 	}
 	httpClient.Timeout = cfg.Timeout
-	client, err := api.NewClient(&api.Config{
+	apiCfg := &api.Config{
 		Address: cfg.Address, Scheme: cfg.Scheme, Token: cfg.Token, Datacenter: cfg.Datacenter,
 		HttpClient: httpClient,
-	})
+	}
+	client, err := api.NewClient(apiCfg) // normalises apiCfg's Address and Scheme
 	if err != nil {
 		return nil, fmt.Errorf("consul client: %w", err)
 	}
@@ -139,6 +142,7 @@ func New(cfg Config) (*Store, error) {
 		client: client, dc: cfg.Datacenter, provider: cfg.Provider,
 		maxOps: cfg.MaxOpsPerTxn, concurrency: cfg.Concurrency, timeout: cfg.Timeout,
 		written: newWritten(), lists: make(chan struct{}, 1),
+		raw: rawLister{http: httpClient, base: url.URL{Scheme: apiCfg.Scheme, Host: apiCfg.Address}, token: cfg.Token},
 	}, nil
 }
 

@@ -462,8 +462,8 @@ func TestTxnCreateOnlyRefused(t *testing.T) {
 }
 
 // TestReadListMatchesPerClusterReads: a Read of listMin or more clusters
-// under one prefix is one consistent recursive GET of the prefix and no
-// transaction, and returns exactly what reading the clusters in small
+// under one prefix is one consistent recursive GET of the prefix, plus a
+// read of each cluster it found without keys, and returns exactly what reading the clusters in small
 // chunks (read transactions) returns: a key deleted or changed by hand, a
 // cluster absent entirely (empty, not missing), extra keys one and two
 // levels below a cluster (every reader returns every key below a main key).
@@ -507,11 +507,25 @@ func TestReadListMatchesPerClusterReads(t *testing.T) {
 			l.take()
 			got := read(t, newStore(t, a, consulkv.Config{Address: l.addr, Provider: provider, MaxOpsPerTxn: 64}), asked)
 			calls := l.take()
-			lists := listsOf(calls)
-			if len(calls) != 1 || len(lists) != 1 {
-				t.Fatalf("Read of %d clusters: %d requests (%d listings), want exactly one listing", len(asked), len(calls), len(lists))
+			if n := prefixLists(calls); n != 1 || calls[0].Path != "/v1/kv/"+layout.Prefix() {
+				t.Fatalf("Read of %d clusters: %d listings of the prefix, first request %s; want one listing first", len(asked), n, calls[0].Path)
 			}
-			if c := lists[0]; c.Path != "/v1/kv/"+layout.Prefix() || !c.Query.Has("consistent") || c.Status != http.StatusOK {
+			// Then only the cluster the listing found without keys is
+			// read again on its own (a listing hides ACL-filtered keys).
+			for _, c := range calls[1:] {
+				for _, op := range c.Ops {
+					if !strings.Contains(op.KV.Key, gone.Alias) {
+						t.Errorf("after the listing: transaction op on %s, want only %s's keys", op.KV.Key, gone.Alias)
+					}
+				}
+				if c.Path != "/v1/txn" && !strings.Contains(c.Path, gone.Alias) {
+					t.Errorf("after the listing: %s %s, want only reads of %s", c.Method, c.Path, gone.Alias)
+				}
+			}
+			if len(calls) > 3 {
+				t.Errorf("Read of %d clusters: %d requests, want the listing and at most 2 reads of %s", len(asked), len(calls), gone.Alias)
+			}
+			if c := listsOf(calls)[0]; c.Path != "/v1/kv/"+layout.Prefix() || !c.Query.Has("consistent") || c.Status != http.StatusOK {
 				t.Errorf("listing GET %s?%s: status %d, want a consistent listing of /v1/kv/%s", c.Path, c.Query.Encode(), c.Status, layout.Prefix())
 			}
 

@@ -2,11 +2,13 @@ package consulkv
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
+	"net/url"
 	"slices"
 	"strings"
-
-	"github.com/hashicorp/consul/api"
 
 	"github.com/masterkv/masterkv/internal/kvstore"
 )
@@ -37,9 +39,6 @@ func commonPrefix(clusters []kvstore.Cluster) (string, bool) {
 }
 
 // readList reads clusters with one consistent recursive GET of prefix.
-// Listings are one at a time per agent connection (s.lists, shared by the
-// ForDatacenter copies): a 60,000-key answer is decoded whole, about 20 MB
-// while it lasts, and a node's memory budget is 100 MB.
 //
 // Consul leaves out of a listing the keys the token may not read, without
 // an error, so a cluster may look absent here when it is only hidden. Read
@@ -50,30 +49,128 @@ func (s *Store) readList(ctx context.Context, prefix string, clusters []kvstore.
 	for i := range out {
 		out[i] = stored{}
 	}
-	err := s.list(ctx, prefix, clusters, func(i int, p *api.KVPair) {
-		out[i][p.Key] = storedKV{value: string(p.Value), index: p.ModifyIndex}
+	err := s.list(ctx, prefix, clusters, func(i int, kv listedKV) {
+		out[i][kv.Key] = storedKV{value: string(kv.Value), index: kv.ModifyIndex}
 	})
 	return out, err
 }
 
+// confirmAbsent reads again, one cluster at a time, the clusters a listing
+// found without any key. Consul leaves out of a listing the keys the token
+// may not read, silently; the per-cluster reads report that refusal, so
+// Read never reports keys that exist as missing. In steady state no
+// cluster is absent and this costs nothing.
+func (s *Store) confirmAbsent(ctx context.Context, clusters []kvstore.Cluster, st []stored) error {
+	var absent []int
+	for i := range clusters {
+		if len(st[i]) == 0 {
+			absent = append(absent, i)
+		}
+	}
+	if len(absent) == 0 {
+		return nil
+	}
+	sub := make([]kvstore.Cluster, len(absent))
+	for k, i := range absent {
+		sub[k] = clusters[i]
+	}
+	read := s.readTxn
+	if s.provider == ProviderPlain {
+		read = s.readPlain
+	}
+	again, errs := read(ctx, sub)
+	for k, i := range absent {
+		if errs[k] != nil {
+			return errs[k]
+		}
+		st[i] = again[k]
+	}
+	return nil
+}
+
+// listedKV is what a listing tells of one key.
+type listedKV struct {
+	Key         string
+	Value       []byte
+	ModifyIndex uint64
+}
+
 // list calls each for every listed key that belongs to one of clusters,
-// with that cluster's index.
-func (s *Store) list(ctx context.Context, prefix string, clusters []kvstore.Cluster, each func(i int, p *api.KVPair)) error {
+// with that cluster's index. Listings are one at a time per agent
+// connection (s.lists, shared by the ForDatacenter copies), so that
+// datacenters listed at the same moment do not add up in memory.
+func (s *Store) list(ctx context.Context, prefix string, clusters []kvstore.Cluster, each func(i int, kv listedKV)) error {
 	select {
 	case s.lists <- struct{}{}:
 	case <-ctx.Done():
 		return fmt.Errorf("consul list %s in %s: %w", prefix, s.Name(), ctx.Err())
 	}
-	pairs, _, err := s.client.KV().List(prefix, s.queryOpts(ctx))
-	<-s.lists
+	defer func() { <-s.lists }()
+	m := newMatcher(clusters)
+	err := s.raw.list(ctx, prefix, s.dc, func(kv listedKV) {
+		if i, ok := m.match(kv.Key); ok {
+			each(i, kv)
+		}
+	})
 	if err != nil {
 		return fmt.Errorf("consul list %s in %s: %w", prefix, s.Name(), classify(err))
 	}
-	m := newMatcher(clusters)
-	for _, p := range pairs {
-		if i, ok := m.match(p.Key); ok {
-			each(i, p)
+	return nil
+}
+
+// rawLister GETs a consistent recursive listing and decodes it one key at a
+// time. The api client (KV().List) decodes an answer whole: for 60,000
+// keys, about 8 MB of JSON buffered plus 60,000 KVPair values, some 20 MB
+// while it lasts, on a node whose budget is 100 MB. This is the one call
+// masterkv makes without the api client; it uses the client's HTTP
+// transport (TLS included), token header and address.
+type rawLister struct {
+	http  *http.Client
+	base  url.URL
+	token string
+}
+
+func (r rawLister) list(ctx context.Context, prefix, dc string, each func(listedKV)) error {
+	u := r.base
+	u.Path = "/v1/kv/" + strings.TrimPrefix(prefix, "/")
+	q := url.Values{"recurse": {""}, "consistent": {""}}
+	if dc != "" {
+		q.Set("dc", dc)
+	}
+	u.RawQuery = q.Encode()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return err
+	}
+	if r.token != "" {
+		req.Header.Set("X-Consul-Token", r.token)
+	}
+	resp, err := r.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	switch resp.StatusCode {
+	case http.StatusOK:
+	case http.StatusNotFound:
+		return nil // no key under the prefix
+	default:
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
+		return fmt.Errorf("unexpected response code: %d (%s)", resp.StatusCode, strings.TrimSpace(string(body)))
+	}
+	dec := json.NewDecoder(resp.Body)
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('[') {
+		return fmt.Errorf("listing is not a JSON array (%v, %v)", tok, err)
+	}
+	for dec.More() {
+		var kv listedKV
+		if err := dec.Decode(&kv); err != nil {
+			return fmt.Errorf("decode listing: %w", err)
 		}
+		each(kv)
+	}
+	if _, err := dec.Token(); err != nil {
+		return fmt.Errorf("decode listing: %w", err)
 	}
 	return nil
 }
@@ -105,11 +202,11 @@ func (s *Store) Survey(ctx context.Context, clusters []kvstore.Cluster) ([]bool,
 	}
 	equal := make([]bool, start[len(clusters)])
 	indexes := make([]uint64, start[len(clusters)])
-	err := s.list(ctx, prefix, clusters, func(i int, p *api.KVPair) {
+	err := s.list(ctx, prefix, clusters, func(i int, kv listedKV) {
 		for j, want := range clusters[i].Pairs {
-			if want.Key == p.Key {
-				equal[start[i]+j] = want.Value == string(p.Value)
-				indexes[start[i]+j] = p.ModifyIndex
+			if want.Key == kv.Key {
+				equal[start[i]+j] = want.Value == string(kv.Value)
+				indexes[start[i]+j] = kv.ModifyIndex
 				return
 			}
 		}

@@ -1,12 +1,14 @@
 package consulkv_test
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"fmt"
 	"math/big"
 	"net"
 	"os"
@@ -129,10 +131,23 @@ func TestTLS(t *testing.T) {
 				alias := strings.NewReplacer(" ", "-", ",", "").Replace("tls-" + provider + "-" + tt.name)
 				c := cluster(alias, master(1), 1)
 				o := write(t, s, c)[0]
+				// A survey of 256 clusters lists the prefix, the one
+				// request made without the api client: same TLS rules.
+				many := []kvstore.Cluster{c}
+				for i := 1; i < 256; i++ {
+					many = append(many, cluster(fmt.Sprintf("%s-absent-%03d", alias, i), master(1), 1))
+				}
+				same, surveyErr := s.Survey(context.Background(), many)
 				if tt.wantErr == "" {
 					checkOutcome(t, o, kvstore.Written, 6)
 					a.checkHolds(t, c)
+					if surveyErr != nil || !same[0] || same[1] {
+						t.Errorf("Survey over TLS: %v, err %v; want the written cluster exact and the others not", same[:2], surveyErr)
+					}
 					return
+				}
+				if surveyErr == nil || !strings.Contains(surveyErr.Error(), tt.wantErr) {
+					t.Errorf("Survey over TLS: err %v, want one containing %q", surveyErr, tt.wantErr)
 				}
 				if o.Status != kvstore.Failed || o.Err == nil {
 					t.Fatalf("outcome %v, err %v; want failed with a certificate error", o.Status, o.Err)

@@ -360,6 +360,9 @@ func (s *Store) Read(ctx context.Context, clusters []kvstore.Cluster) (map[strin
 		if st, err = s.readList(ctx, prefix, clusters); err != nil {
 			return nil, err
 		}
+		if err := s.confirmAbsent(ctx, clusters, st); err != nil {
+			return nil, err
+		}
 	} else {
 		read := s.readTxn
 		if s.provider == ProviderPlain {
