@@ -78,6 +78,10 @@ type Publisher struct {
 
 	sweepNow chan struct{} // Sweep's requests
 	surveyed chan survey   // the read that starts a pass, when done
+
+	// Owned by the Run goroutine.
+	writing  bool // the last round wrote a batch, successfully
+	deferred bool // a pass is due once the backlog is written
 }
 
 type attempt struct {
@@ -158,7 +162,12 @@ func (p *Publisher) Run(ctx context.Context) {
 			wait.Reset(50 * time.Millisecond)
 			continue
 		}
-		more, failed := p.publishOnce(ctx)
+		wrote, more, failed := p.publishOnce(ctx)
+		p.writing = wrote && !failed
+		if p.deferred && !p.writing {
+			p.deferred = false
+			p.startSweep(ctx)
+		}
 		switch {
 		case failed:
 			wait.Reset(backoff)
@@ -191,12 +200,12 @@ func (p *Publisher) dirty() []fsm.Record {
 	return out
 }
 
-// publishOnce writes one batch of dirty clusters. It reports whether more
-// are waiting and whether any write failed.
-func (p *Publisher) publishOnce(ctx context.Context) (more, failed bool) {
+// publishOnce writes one batch of dirty clusters. It reports whether there
+// was any, whether more are waiting and whether any write failed.
+func (p *Publisher) publishOnce(ctx context.Context) (wrote, more, failed bool) {
 	dirty := p.dirty()
 	if len(dirty) == 0 {
-		return false, false
+		return false, false, false
 	}
 	batch := dirty[:min(len(dirty), p.cfg.BatchSize)]
 	clusters := make([]kvstore.Cluster, len(batch))
@@ -228,7 +237,7 @@ func (p *Publisher) publishOnce(ctx context.Context) (more, failed bool) {
 		p.log.Debug("store written", "clusters", len(batch), "duration", p.cfg.Now().Sub(start))
 	}
 	p.notify()
-	return len(dirty) > len(batch), failed
+	return true, len(dirty) > len(batch), failed
 }
 
 // settle records what the store did with a cluster, for receipts and for

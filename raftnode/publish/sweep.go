@@ -60,7 +60,17 @@ func (p *Publisher) Sweep() {
 // committed changes keep flowing while it reads: Consul answers a Read of
 // many clusters with one recursive listing, which is about twice as cheap
 // as reading the clusters one transaction at a time.
+//
+// A pass due while the publisher is busy writing a backlog, batch after
+// successful batch (a first distribution, a bulk submit), waits until the
+// backlog is written: the backlog's clusters are being written under the
+// guard anyway, and a pass would read them twice while they are. When
+// writes fail the pass runs at once; it may be what finds out more.
 func (p *Publisher) startSweep(ctx context.Context) {
+	if p.writing {
+		p.deferred = true
+		return
+	}
 	p.mu.Lock()
 	if p.sweep != nil {
 		p.mu.Unlock()
