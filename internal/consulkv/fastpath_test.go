@@ -284,6 +284,56 @@ func TestTxnCreateOnlyFirstWrite(t *testing.T) {
 	}
 }
 
+// TestTxnProbeBeforeCreating: a new store given a large batch reads a
+// first group of clusters; when they are mostly absent it creates the rest
+// without reading them (a first distribution), and when they exist it
+// reads the rest as before and sends no create-only transaction (a
+// restart over a full datacenter).
+func TestTxnProbeBeforeCreating(t *testing.T) {
+	t.Parallel()
+	a := startAgent(t, testserver.ConsulOptions{})
+	l := startCallLog(t, a.Addr())
+	const n = 1000
+	var fresh, moved2 []kvstore.Cluster
+	for i := range n {
+		fresh = append(fresh, cluster(fmt.Sprintf("probe-%04d", i), master(i), 1))
+		moved2 = append(moved2, cluster(fmt.Sprintf("probe-%04d", i), moved(master(i)), 2))
+	}
+
+	l.take()
+	for _, o := range write(t, newStore(t, a, consulkv.Config{Address: l.addr, Provider: consulkv.ProviderTxn, MaxOpsPerTxn: 64}), fresh...) {
+		checkOutcome(t, o, kvstore.Written, 6)
+	}
+	txns := txnsOf(l.take())
+	// The probe: 32 clusters in one read, sent again without the gets of
+	// the missing main keys.
+	if reads := readsOf(txns); len(reads) > 2 {
+		t.Errorf("new clusters: %d read transactions, want at most 2 (one group of 32)", len(reads))
+	}
+	creates := countCreates(txns)
+	if writes := writesOf(txns); creates < len(writes)-4 || refusedCreates(txns) != 0 {
+		t.Errorf("new clusters: %d of %d write transactions create-only, %d refused; want all but the probe's, none refused", creates, len(writes), refusedCreates(txns))
+	}
+	for _, c := range fresh {
+		a.checkHolds(t, c)
+	}
+
+	for _, o := range write(t, newStore(t, a, consulkv.Config{Address: l.addr, Provider: consulkv.ProviderTxn, MaxOpsPerTxn: 64}), moved2...) {
+		checkOutcome(t, o, kvstore.Written, 4)
+	}
+	txns = txnsOf(l.take())
+	if c := countCreates(txns); c != 0 {
+		t.Errorf("existing clusters: %d create-only transactions, want none", c)
+	}
+	// 1,000 clusters at 32 per read transaction, all present: one round.
+	if reads := readsOf(txns); len(reads) != (n+31)/32 {
+		t.Errorf("existing clusters: %d read transactions, want %d", len(reads), (n+31)/32)
+	}
+	for _, c := range moved2 {
+		a.checkHolds(t, c)
+	}
+}
+
 // TestTxnCreateOnlyRefused: a create-only write that finds a key of the
 // cluster already there is refused by Consul and the cluster is read and
 // planned normally: a hand-put key is overwritten (Written, right values),

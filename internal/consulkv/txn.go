@@ -18,6 +18,11 @@ import (
 // the caller later.
 const conflictRounds = 3
 
+// probeClusters is how many clusters a first round reads before deciding
+// whether the others of a large batch are new and can be created without
+// a read: one read transaction's worth at 64 ops.
+const probeClusters = MaxTxnOps / 2
+
 // errConflict marks a write transaction refused by its check-index or cas
 // operation: another writer changed the cluster since it was read.
 var errConflict = errors.New("concurrent write")
@@ -228,14 +233,15 @@ func (s *Store) writeTxn(ctx context.Context, clusters []kvstore.Cluster) []kvst
 			}
 			toRead = append(toRead, j)
 		}
-		if len(toRead) > 0 {
-			sub := make([]kvstore.Cluster, len(toRead))
-			for k, j := range toRead {
+		// readPlan reads the clusters at positions rd and plans them; it
+		// returns how many it found without any key.
+		readPlan := func(rd []int) (absent int) {
+			sub := make([]kvstore.Cluster, len(rd))
+			for k, j := range rd {
 				sub[k] = clusters[pending[j]]
 			}
 			st, readErrs := s.readTxn(ctx, sub)
-			absent := 0
-			for k, j := range toRead {
+			for k, j := range rd {
 				i := pending[j]
 				if readErrs[k] != nil {
 					out[i] = kvstore.Outcome{Alias: clusters[i].Alias, Epoch: clusters[i].Epoch, Err: readErrs[k]}
@@ -251,7 +257,30 @@ func (s *Store) writeTxn(ctx context.Context, clusters []kvstore.Cluster) []kvst
 				}
 				ops[j], sizes[j] = o, len(o)
 			}
-			if round == 0 && absent > len(toRead)/2 {
+			return absent
+		}
+		if round == 0 && len(toRead) > probeClusters {
+			// Many clusters to read in a first round: read a few first.
+			// If they are mostly absent, new clusters are being published
+			// (a first distribution) and the rest are created without
+			// reading them.
+			probe := toRead[:probeClusters]
+			toRead = toRead[probeClusters:]
+			if absent := readPlan(probe); absent > len(probe)/2 {
+				s.written.createFirst.Store(true)
+				var rest []int
+				for _, j := range toRead {
+					if o, ok := s.written.planCreate(clusters[pending[j]]); ok {
+						ops[j], sizes[j], created[j] = o, len(o), true
+						continue
+					}
+					rest = append(rest, j)
+				}
+				toRead = rest
+			}
+		}
+		if len(toRead) > 0 {
+			if absent := readPlan(toRead); round == 0 && absent > len(toRead)/2 {
 				// Mostly new clusters: the ones after them likely are too.
 				// Not from a later round, which re-reads what create-only
 				// just failed on; and not when only some are absent, or
