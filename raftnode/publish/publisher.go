@@ -177,6 +177,9 @@ func (p *Publisher) Run(ctx context.Context) {
 			wait.Reset(0)
 		default:
 			backoff = p.cfg.RetryMin
+			if p.deferred {
+				wait.Reset(0) // one more round finds the backlog written and starts the pass
+			}
 		}
 	}
 }
