@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 )
 
@@ -24,15 +25,35 @@ func missing(t testing.TB, what string) {
 	t.Skip(msg)
 }
 
-// FreePort returns a loopback TCP port that was free a moment ago.
+// given holds every port FreePort handed out in this process. The kernel
+// may offer a port again as soon as its probe listener is closed, and a
+// Consul agent given the same port twice (serf LAN and server RPC) refuses
+// to start; that was seen once in a benchmark run.
+var given = struct {
+	sync.Mutex
+	ports map[int]bool
+}{ports: map[int]bool{}}
+
+// FreePort returns a loopback TCP port that was free a moment ago and that
+// no earlier call in this process returned.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("free port: %v", err)
+	given.Lock()
+	defer given.Unlock()
+	for range 100 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatalf("free port: %v", err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		if !given.ports[port] {
+			given.ports[port] = true
+			return port
+		}
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	t.Fatal("free port: 100 offers were all ports handed out before")
+	return 0
 }
 
 // repoRoot finds the module root by walking up to go.mod.
