@@ -63,6 +63,8 @@ type Sweeper struct {
 	listAt  time.Time
 	localDC string // the datacenter cfg.Local writes, once known
 	leading bool
+
+	localWarned bool // owned by the Run goroutine
 }
 
 type dcPublisher struct {
@@ -107,8 +109,7 @@ func (s *Sweeper) Run(ctx context.Context) {
 			}
 			nextList = time.Time{}
 		case time.Now().After(nextList):
-			s.refresh(ctx)
-			if s.cfg.Local != nil {
+			if s.refresh(ctx) {
 				s.cfg.Local.Sweep()
 			}
 			nextList = time.Now().Add(s.cfg.Interval)
@@ -121,8 +122,10 @@ func (s *Sweeper) Run(ctx context.Context) {
 	}
 }
 
-// refresh lists the datacenters and starts or stops their publishers.
-func (s *Sweeper) refresh(ctx context.Context) {
+// refresh lists the datacenters and starts or stops their publishers. It
+// reports whether the agent's own datacenter is left to cfg.Local, which
+// then needs asking for the pass.
+func (s *Sweeper) refresh(ctx context.Context) (localPass bool) {
 	dcs, err := s.consul.Datacenters()
 	local := s.learnLocal()
 	s.mu.Lock()
@@ -132,7 +135,7 @@ func (s *Sweeper) refresh(ctx context.Context) {
 	if err != nil {
 		s.listErr = err.Error()
 		s.cfg.Logger.Warn("cross-datacenter sweep: cannot list datacenters; keeping the known ones", "err", err)
-		return
+		return local != ""
 	}
 	s.listErr = ""
 	want := map[string]bool{}
@@ -163,6 +166,7 @@ func (s *Sweeper) refresh(ctx context.Context) {
 			s.cfg.Logger.Info("cross-datacenter sweep: datacenter gone", "datacenter", dc)
 		}
 	}
+	return local != ""
 }
 
 // learnLocal returns the datacenter cfg.Local writes, asking the agent
@@ -179,7 +183,10 @@ func (s *Sweeper) learnLocal() string {
 	}
 	dc, err := s.consul.Datacenter()
 	if err != nil {
-		s.cfg.Logger.Warn("cross-datacenter sweep: cannot learn the agent's datacenter; sweeping it too, beside this node's own publisher", "err", err)
+		if !s.localWarned { // once: it is asked again every interval
+			s.localWarned = true
+			s.cfg.Logger.Warn("cross-datacenter sweep: cannot learn the agent's datacenter; sweeping it too, beside this node's own publisher", "err", err)
+		}
 		return ""
 	}
 	s.mu.Lock()
