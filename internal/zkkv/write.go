@@ -16,8 +16,17 @@ import (
 // the next read sees, so two racing writers settle within two rounds.
 const conflictRounds = 5
 
-// Write publishes each cluster with one multi-op. Clusters are written
-// concurrently (Config.Concurrency). Once one call finds the ensemble
+// clustersPerMulti is how many clusters planned from this store's own
+// last write go into one multi. One multi per cluster costs a round trip
+// and a commit each; ten share them (for 10,000 clusters the batched
+// ZooKeeper floor is about two thirds of the per-cluster one, see
+// docs/BENCHMARKS.md). A cluster's ops are never split across multis.
+const clustersPerMulti = 10
+
+// Write publishes clusters with multi-ops. A cluster this store has written
+// before is planned from that record without a read, and such clusters go
+// ten to a multi; the others are read and written one multi each. Multis
+// run concurrently (Config.Concurrency). Once one call finds the ensemble
 // unreachable (timeout, no server, connection lost), clusters not yet
 // started fail at once instead of each waiting for its own timeout.
 //
@@ -32,22 +41,86 @@ func (s *Store) Write(ctx context.Context, clusters []kvstore.Cluster) []kvstore
 		return kvstore.Failures(clusters, err)
 	}
 	out := make([]kvstore.Outcome, len(clusters))
+	type planned struct {
+		i   int
+		ops []any
+		st  stored
+	}
+	var groups [][]planned
+	var single []int
+	for i, c := range clusters {
+		if len(c.Pairs) == 0 {
+			single = append(single, i)
+			continue
+		}
+		ops, st, ok := s.planFromWritten(c)
+		if !ok {
+			single = append(single, i)
+			continue
+		}
+		if n := len(groups); n == 0 || len(groups[n-1]) == clustersPerMulti {
+			groups = append(groups, nil)
+		}
+		groups[len(groups)-1] = append(groups[len(groups)-1], planned{i, ops, st})
+	}
 	var mu sync.Mutex
 	var down error
-	s.parallel(len(clusters), func(i int) {
-		c := clusters[i]
-		mu.Lock()
-		skip := down
-		mu.Unlock()
-		if skip != nil {
-			out[i] = failed(c, fmt.Errorf("zookeeper unreachable, cluster %s not attempted: %w", c.Alias, skip))
+	// isDown and noteDown share what one call learnt about the ensemble.
+	isDown := func() error { mu.Lock(); defer mu.Unlock(); return down }
+	noteDown := func(err error) {
+		if err != nil && unreachable(err) {
+			mu.Lock()
+			down = err
+			mu.Unlock()
+		}
+	}
+	s.parallel(len(groups)+len(single), func(k int) {
+		if k >= len(groups) {
+			i := single[k-len(groups)]
+			c := clusters[i]
+			if err := isDown(); err != nil {
+				out[i] = failed(c, fmt.Errorf("zookeeper unreachable, cluster %s not attempted: %w", c.Alias, err))
+				return
+			}
+			out[i] = s.writeCluster(ctx, c)
+			noteDown(out[i].Err)
 			return
 		}
-		out[i] = s.writeCluster(ctx, c)
-		if out[i].Err != nil && unreachable(out[i].Err) {
-			mu.Lock()
-			down = out[i].Err
-			mu.Unlock()
+		g := groups[k]
+		if err := isDown(); err != nil {
+			for _, p := range g {
+				out[p.i] = failed(clusters[p.i], fmt.Errorf("zookeeper unreachable, cluster %s not attempted: %w", clusters[p.i].Alias, err))
+			}
+			return
+		}
+		var ops []any
+		for _, p := range g {
+			ops = append(ops, p.ops...)
+		}
+		_, err := call(ctx, s.opTimeout, func() ([]zk.MultiResponse, error) { return s.conn.Multi(ops...) })
+		if err == nil {
+			for _, p := range g {
+				c := clusters[p.i]
+				s.remember(c, p.st, p.ops)
+				out[p.i] = kvstore.Outcome{Alias: c.Alias, Epoch: c.Epoch, Status: kvstore.Written, Keys: countWrites(p.ops)}
+			}
+			return
+		}
+		for _, p := range g {
+			s.forget(clusters[p.i].Alias)
+		}
+		if !conflict(err) {
+			noteDown(err)
+			for _, p := range g {
+				out[p.i] = failed(clusters[p.i], fmt.Errorf("zookeeper multi for cluster %s (with %d others): %w", clusters[p.i].Alias, len(g)-1, err))
+			}
+			return
+		}
+		// One of them changed since this store wrote it: each is read
+		// and written on its own, so only that one pays.
+		for _, p := range g {
+			out[p.i] = s.writeCluster(ctx, clusters[p.i])
+			noteDown(out[p.i].Err)
 		}
 	})
 	return out
