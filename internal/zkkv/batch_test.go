@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-zookeeper/zk"
+
 	"github.com/masterkv/masterkv/internal/kvstore"
 	"github.com/masterkv/masterkv/internal/testserver"
 )
@@ -99,4 +101,34 @@ func TestWrittenClustersShareMultis(t *testing.T) {
 	for _, c := range third {
 		wantStored(t, insp, "", c)
 	}
+}
+
+// TestRecreatedZnodesKeepTheirNewerEpoch: znodes deleted and created again
+// by another writer restart at version 0, the version this store recorded
+// for its own create. A write planned from that record would pass every
+// version check; the epoch znode's data is read first, so the newer epoch
+// written meanwhile wins: Stale, nothing touched.
+func TestRecreatedZnodesKeepTheirNewerEpoch(t *testing.T) {
+	srv := testserver.StartZooKeeper(t)
+	s := newStore(t, srv, nil)
+	insp := inspect(t, srv)
+
+	writeOne(t, s, kvstore.NewCluster(layout, "shop", master("db-5.example", 3306), 5), kvstore.Written, 6)
+
+	// Another writer (a node ahead of this one, after a hand delete) puts
+	// the cluster back at epoch 9, every znode created anew at version 0.
+	newer := kvstore.NewCluster(layout, "shop", master("db-9.example", 3306), 9)
+	for i := len(newer.Pairs) - 1; i >= 0; i-- {
+		if err := insp.Delete("/"+newer.Pairs[i].Key, -1); err != nil {
+			t.Fatalf("delete %s: %v", newer.Pairs[i].Key, err)
+		}
+	}
+	for _, p := range newer.Pairs {
+		if _, err := insp.Create("/"+p.Key, []byte(p.Value), 0, zk.WorldACL(zk.PermAll)); err != nil {
+			t.Fatalf("create %s: %v", p.Key, err)
+		}
+	}
+
+	writeOne(t, s, kvstore.NewCluster(layout, "shop", master("db-7.example", 3306), 7), kvstore.Stale, 0)
+	wantStored(t, insp, "", newer)
 }

@@ -45,23 +45,7 @@ func (s *Store) Write(ctx context.Context, clusters []kvstore.Cluster) []kvstore
 		i   int
 		ops []any
 		st  stored
-	}
-	var groups [][]planned
-	var single []int
-	for i, c := range clusters {
-		if len(c.Pairs) == 0 {
-			single = append(single, i)
-			continue
-		}
-		ops, st, ok := s.planFromWritten(c)
-		if !ok {
-			single = append(single, i)
-			continue
-		}
-		if n := len(groups); n == 0 || len(groups[n-1]) == clustersPerMulti {
-			groups = append(groups, nil)
-		}
-		groups[len(groups)-1] = append(groups[len(groups)-1], planned{i, ops, st})
+		ok  bool
 	}
 	var mu sync.Mutex
 	var down error
@@ -73,6 +57,26 @@ func (s *Store) Write(ctx context.Context, clusters []kvstore.Cluster) []kvstore
 			down = err
 			mu.Unlock()
 		}
+	}
+	plans := make([]planned, len(clusters))
+	s.parallel(len(clusters), func(i int) {
+		if len(clusters[i].Pairs) > 0 && isDown() == nil {
+			ops, st, ok, err := s.planFromWritten(ctx, clusters[i])
+			plans[i] = planned{i, ops, st, ok}
+			noteDown(err)
+		}
+	})
+	var groups [][]planned
+	var single []int
+	for i, p := range plans {
+		if !p.ok {
+			single = append(single, i)
+			continue
+		}
+		if n := len(groups); n == 0 || len(groups[n-1]) == clustersPerMulti {
+			groups = append(groups, nil)
+		}
+		groups[len(groups)-1] = append(groups[len(groups)-1], p)
 	}
 	s.parallel(len(groups)+len(single), func(k int) {
 		if k >= len(groups) {
@@ -109,15 +113,16 @@ func (s *Store) Write(ctx context.Context, clusters []kvstore.Cluster) []kvstore
 		for _, p := range g {
 			s.forget(clusters[p.i].Alias)
 		}
-		if !conflict(err) {
+		if unreachable(err) {
 			noteDown(err)
 			for _, p := range g {
 				out[p.i] = failed(clusters[p.i], fmt.Errorf("zookeeper multi for cluster %s (with %d others): %w", clusters[p.i].Alias, len(g)-1, err))
 			}
 			return
 		}
-		// One of them changed since this store wrote it: each is read
-		// and written on its own, so only that one pays.
+		// One of them changed since this store wrote it, or was refused
+		// for a reason of its own (an ACL): each is read and written on
+		// its own, so only that one pays.
 		for _, p := range g {
 			out[p.i] = s.writeCluster(ctx, clusters[p.i])
 			noteDown(out[p.i].Err)
@@ -141,18 +146,6 @@ func (s *Store) writeCluster(ctx context.Context, c kvstore.Cluster) kvstore.Out
 		return failed(c, fmt.Errorf("zookeeper write for cluster %q: no pairs", c.Alias))
 	}
 	var lastErr error
-	if ops, st, ok := s.planFromWritten(c); ok {
-		_, err := call(ctx, s.opTimeout, func() ([]zk.MultiResponse, error) { return s.conn.Multi(ops...) })
-		if err == nil {
-			s.remember(c, st, ops)
-			return kvstore.Outcome{Alias: c.Alias, Epoch: c.Epoch, Status: kvstore.Written, Keys: countWrites(ops)}
-		}
-		s.forget(c.Alias)
-		if !conflict(err) {
-			return failed(c, fmt.Errorf("zookeeper multi for cluster %s: %w", c.Alias, err))
-		}
-		// Someone else changed the cluster: read it for real below.
-	}
 	for round := 0; round < conflictRounds; round++ {
 		if round > 0 {
 			// The read may have been served by a follower behind the
@@ -190,25 +183,52 @@ func (s *Store) writeCluster(ctx context.Context, c kvstore.Cluster) kvstore.Out
 }
 
 // planFromWritten plans c against what this store last wrote for it,
-// without reading. ok is false when there is no such record, or when the
-// plan would not write (unchanged or stale): those outcomes are only ever
-// decided on a real read.
-func (s *Store) planFromWritten(c kvstore.Cluster) ([]any, stored, bool) {
+// reading only the epoch znode. ok is false when there is no such record,
+// when the epoch znode is not what was recorded, or when the plan would not
+// write (unchanged or stale): those outcomes are only ever decided on a
+// full read.
+//
+// Why the epoch znode is read: ZooKeeper versions restart at 0 when a znode
+// is deleted and created again, so a version check alone cannot tell the
+// znode this store wrote from one another writer recreated since, with a
+// newer epoch, at the same version. Comparing the epoch's data as well
+// closes that, down to the moment between this read and the multi, which
+// is the window of a full read too. (Consul's ModifyIndex is global and
+// never reused, so consulkv needs no such read.)
+//
+// err is the epoch read's error, for the caller to notice an unreachable
+// ensemble.
+func (s *Store) planFromWritten(ctx context.Context, c kvstore.Cluster) (ops []any, st stored, ok bool, err error) {
 	s.writtenMu.Lock()
 	wc, known := s.written[c.Alias]
 	s.writtenMu.Unlock()
 	if !known || len(wc.data) != len(c.Pairs) {
-		return nil, nil, false
+		return nil, nil, false, nil
 	}
-	st := make(stored, len(c.Pairs))
+	if epochKey := c.EpochKey(); epochKey != "" {
+		last := len(c.Pairs) - 1
+		stat := &zk.Stat{}
+		data, err := call(ctx, s.opTimeout, func() ([]byte, error) {
+			d, st, err := s.conn.Get(s.path(epochKey))
+			if err == nil {
+				*stat = *st
+			}
+			return d, err
+		})
+		if err != nil || string(data) != wc.data[last] || stat.Version != wc.versions[last] {
+			s.forget(c.Alias) // and read the cluster for real
+			return nil, nil, false, err
+		}
+	}
+	st = make(stored, len(c.Pairs))
 	for i, p := range c.Pairs {
 		st[p.Key] = znode{data: wc.data[i], version: wc.versions[i]}
 	}
 	ops, final := s.plan(c, st)
 	if final != nil {
-		return nil, nil, false
+		return nil, nil, false, nil
 	}
-	return ops, st, true
+	return ops, st, true, nil
 }
 
 // remember records the znodes as a successful multi of ops left them.
