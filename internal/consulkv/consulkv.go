@@ -15,7 +15,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/url"
 	"strings"
 	"time"
 
@@ -84,7 +83,7 @@ type Store struct {
 	// lists admits one recursive listing at a time through this agent
 	// connection, across datacenters (see list).
 	lists chan struct{}
-	raw   rawLister
+	raw   *rawLister // nil: list through the api client
 }
 
 var (
@@ -142,7 +141,7 @@ func New(cfg Config) (*Store, error) {
 		client: client, dc: cfg.Datacenter, provider: cfg.Provider,
 		maxOps: cfg.MaxOpsPerTxn, concurrency: cfg.Concurrency, timeout: cfg.Timeout,
 		written: newWritten(), lists: make(chan struct{}, 1),
-		raw: rawLister{http: httpClient, base: url.URL{Scheme: apiCfg.Scheme, Host: apiCfg.Address}, token: cfg.Token},
+		raw: newRawLister(apiCfg),
 	}, nil
 }
 

@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/hashicorp/consul/api"
+
 	"github.com/masterkv/masterkv/internal/kvstore"
 )
 
@@ -42,8 +44,9 @@ func commonPrefix(clusters []kvstore.Cluster) (string, bool) {
 //
 // Consul leaves out of a listing the keys the token may not read, without
 // an error, so a cluster may look absent here when it is only hidden. Read
-// never concludes anything but "differs" from absence; the write path then
-// reads that cluster with a transaction, which does report the refusal.
+// reads such clusters again one by one (confirmAbsent); Survey concludes
+// only "differs" from absence, and the write path's read transaction then
+// reports the refusal.
 func (s *Store) readList(ctx context.Context, prefix string, clusters []kvstore.Cluster) ([]stored, error) {
 	out := make([]stored, len(clusters))
 	for i := range out {
@@ -74,11 +77,7 @@ func (s *Store) confirmAbsent(ctx context.Context, clusters []kvstore.Cluster, s
 	for k, i := range absent {
 		sub[k] = clusters[i]
 	}
-	read := s.readTxn
-	if s.provider == ProviderPlain {
-		read = s.readPlain
-	}
-	again, errs := read(ctx, sub)
+	again, errs := s.readEach(ctx, sub)
 	for k, i := range absent {
 		if errs[k] != nil {
 			return errs[k]
@@ -107,11 +106,21 @@ func (s *Store) list(ctx context.Context, prefix string, clusters []kvstore.Clus
 	}
 	defer func() { <-s.lists }()
 	m := newMatcher(clusters)
-	err := s.raw.list(ctx, prefix, s.dc, func(kv listedKV) {
+	visit := func(kv listedKV) {
 		if i, ok := m.match(kv.Key); ok {
 			each(i, kv)
 		}
-	})
+	}
+	var err error
+	if s.raw != nil {
+		err = s.raw.list(ctx, prefix, s.dc, visit)
+	} else {
+		var pairs api.KVPairs
+		pairs, _, err = s.client.KV().List(prefix, s.queryOpts(ctx))
+		for _, p := range pairs {
+			visit(listedKV{Key: p.Key, Value: p.Value, ModifyIndex: p.ModifyIndex})
+		}
+	}
 	if err != nil {
 		return fmt.Errorf("consul list %s in %s: %w", prefix, s.Name(), classify(err))
 	}
@@ -128,12 +137,36 @@ type rawLister struct {
 	http  *http.Client
 	base  url.URL
 	token string
+	query url.Values // namespace and partition, when set
 }
 
-func (r rawLister) list(ctx context.Context, prefix, dc string, each func(listedKV)) error {
+// newRawLister takes everything from the api client's config after
+// api.NewClient filled it in (CONSUL_HTTP_TOKEN, a path prefix in the
+// address, namespace and partition). It returns nil for an address the
+// api client reaches by other means (a unix socket): those list through
+// the api client.
+func newRawLister(cfg *api.Config) *rawLister {
+	if cfg.Scheme != "http" && cfg.Scheme != "https" || strings.Contains(cfg.Address, "/") {
+		return nil // a unix socket path, dialled by the api client's transport
+	}
+	r := &rawLister{http: cfg.HttpClient, token: cfg.Token, query: url.Values{},
+		base: url.URL{Scheme: cfg.Scheme, Host: cfg.Address, Path: strings.TrimSuffix(cfg.PathPrefix, "/")}}
+	if cfg.Namespace != "" {
+		r.query.Set("ns", cfg.Namespace)
+	}
+	if cfg.Partition != "" {
+		r.query.Set("partition", cfg.Partition)
+	}
+	return r
+}
+
+func (r *rawLister) list(ctx context.Context, prefix, dc string, each func(listedKV)) error {
 	u := r.base
-	u.Path = "/v1/kv/" + strings.TrimPrefix(prefix, "/")
+	u.Path += "/v1/kv/" + strings.TrimPrefix(prefix, "/")
 	q := url.Values{"recurse": {""}, "consistent": {""}}
+	for k, v := range r.query {
+		q[k] = v
+	}
 	if dc != "" {
 		q.Set("dc", dc)
 	}

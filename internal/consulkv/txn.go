@@ -376,6 +376,14 @@ func (s *Store) runWrite(ctx context.Context, txn api.TxnOps) (*api.TxnResponse,
 	return nil, err
 }
 
+// readEach reads clusters one by one with the provider's reads.
+func (s *Store) readEach(ctx context.Context, clusters []kvstore.Cluster) ([]stored, []error) {
+	if s.provider == ProviderPlain {
+		return s.readPlain(ctx, clusters)
+	}
+	return s.readTxn(ctx, clusters)
+}
+
 // Read returns what Consul holds for each cluster (drift detection). It
 // always reads the server; nothing is cached.
 func (s *Store) Read(ctx context.Context, clusters []kvstore.Cluster) (map[string]kvstore.Observed, error) {
@@ -384,21 +392,21 @@ func (s *Store) Read(ctx context.Context, clusters []kvstore.Cluster) (map[strin
 		return out, nil
 	}
 	var st []stored
+	listed := false
 	if prefix, ok := commonPrefix(clusters); ok && len(clusters) >= listMin {
 		var err error
-		if st, err = s.readList(ctx, prefix, clusters); err != nil {
-			return nil, err
+		if st, err = s.readList(ctx, prefix, clusters); err == nil {
+			listed = true
+			if err := s.confirmAbsent(ctx, clusters, st); err != nil {
+				return nil, err
+			}
 		}
-		if err := s.confirmAbsent(ctx, clusters, st); err != nil {
-			return nil, err
-		}
-	} else {
-		read := s.readTxn
-		if s.provider == ProviderPlain {
-			read = s.readPlain
-		}
+		// A failed listing (one large answer, under the client timeout)
+		// falls back to reading cluster by cluster.
+	}
+	if !listed {
 		var errs []error
-		st, errs = read(ctx, clusters)
+		st, errs = s.readEach(ctx, clusters)
 		for _, err := range errs {
 			if err != nil {
 				return nil, err

@@ -20,6 +20,22 @@ func (p *Publisher) checkDrift(ctx context.Context) {
 		}
 	}
 	p.mu.Unlock()
+	if sv, ok := p.store.(kvstore.Surveyor); ok && len(clusters) > 0 {
+		// One read (a listing in Consul) tells which clusters are exact;
+		// only the others are read in full, to name their keys.
+		same, err := sv.Survey(ctx, clusters)
+		if err != nil {
+			p.log.Warn("drift check could not read the store", "err", err)
+			return
+		}
+		var differ []kvstore.Cluster
+		for i, c := range clusters {
+			if !same[i] {
+				differ = append(differ, c)
+			}
+		}
+		clusters = differ
+	}
 	var drifted []string
 	for start := 0; start < len(clusters); start += p.cfg.BatchSize {
 		chunk := clusters[start:min(start+p.cfg.BatchSize, len(clusters))]

@@ -246,6 +246,16 @@ func (p *Publisher) publishOnce(ctx context.Context) (wrote, more, failed bool) 
 // settle records what the store did with a cluster, for receipts and for
 // what is dirty; p.mu is held.
 func (p *Publisher) settle(o kvstore.Outcome) {
+	if o.Done() {
+		delete(p.force, o.Alias)
+	}
+	p.settleRead(o)
+}
+
+// settleRead is settle for an outcome concluded from a pass's read, which
+// may be older than a drift mark set since: the mark stays, and the write
+// path reads the cluster again.
+func (p *Publisher) settleRead(o kvstore.Outcome) {
 	// A pass's read may settle an epoch older than one written while it
 	// read; a receipt for the newer epoch must not wait for it again.
 	if a, ok := p.attempts[o.Alias]; !ok || o.Epoch >= a.epoch {
@@ -254,7 +264,6 @@ func (p *Publisher) settle(o kvstore.Outcome) {
 	if !o.Done() {
 		return
 	}
-	delete(p.force, o.Alias)
 	if o.Epoch > p.applied[o.Alias] {
 		p.applied[o.Alias] = o.Epoch
 	}

@@ -129,7 +129,7 @@ func (p *Publisher) finishSurvey(sv survey) {
 			pass.report.Clusters++
 			pass.report.KeysRead += n
 			pass.report.KeysUnchanged += n
-			p.settle(kvstore.Outcome{Alias: c.Alias, Epoch: c.Epoch, Status: kvstore.Unchanged, Keys: n})
+			p.settleRead(kvstore.Outcome{Alias: c.Alias, Epoch: c.Epoch, Status: kvstore.Unchanged, Keys: n})
 			settled = true
 			continue
 		}
