@@ -25,9 +25,9 @@ type written struct {
 	// createFirst: clusters this store has no record of are first tried
 	// with a create-only write (cas at index 0 on every key), which needs
 	// no read and commits only if none of their keys exists. It starts
-	// off and is turned on when a read finds a cluster absent (new
-	// clusters are being published), and off again when such a write is
-	// refused. Starting off matters: a new store (a restart, a new leader's
+	// off and is turned on when most clusters of a first-round read are
+	// absent (new clusters are being published), and off again when a
+	// transaction holding such a write is refused. Starting off matters: a new store (a restart, a new leader's
 	// sweep) usually faces a datacenter that holds every cluster, where
 	// each create-only transaction would be refused, a wasted raft write
 	// in Consul, before the read it was meant to save.
