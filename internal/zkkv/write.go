@@ -23,6 +23,10 @@ const conflictRounds = 5
 // docs/BENCHMARKS.md). A cluster's ops are never split across multis.
 const clustersPerMulti = 10
 
+// readsInFlight multiplies Config.Concurrency for the epoch reads that
+// precede writes planned from the last write.
+const readsInFlight = 8
+
 // Write publishes clusters with multi-ops. A cluster this store has written
 // before is planned from that record without a read, and such clusters go
 // ten to a multi; the others are read and written one multi each. Multis
@@ -59,7 +63,9 @@ func (s *Store) Write(ctx context.Context, clusters []kvstore.Cluster) []kvstore
 		}
 	}
 	plans := make([]planned, len(clusters))
-	s.parallel(len(clusters), func(i int) {
+	// The epoch reads are small and ZooKeeper answers reads without a
+	// commit, pipelined on the one session: more in flight than writes.
+	kvstore.Parallel(len(clusters), readsInFlight*s.concurrency, func(i int) {
 		if len(clusters[i].Pairs) > 0 && isDown() == nil {
 			ops, st, ok, err := s.planFromWritten(ctx, clusters[i])
 			plans[i] = planned{i, ops, st, ok}
