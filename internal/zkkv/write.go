@@ -28,8 +28,9 @@ const clustersPerMulti = 10
 const readsInFlight = 8
 
 // Write publishes clusters with multi-ops. A cluster this store has written
-// before is planned from that record without a read, and such clusters go
-// ten to a multi; the others are read and written one multi each. Multis
+// before is planned from that record after reading only its epoch znode,
+// and such clusters go ten to a multi; the others are read in full and
+// written one multi each. Multis
 // run concurrently (Config.Concurrency). Once one call finds the ensemble
 // unreachable (timeout, no server, connection lost), clusters not yet
 // started fail at once instead of each waiting for its own timeout.

@@ -49,10 +49,12 @@ type Store struct {
 	authed atomic.Bool // AddAuth succeeded; go-zookeeper resends it on reconnect
 
 	// written holds, per cluster, the znodes' data and versions after this
-	// store's last successful multi. A change is planned against it instead
-	// of reading first; the multi checks every version, so a stale entry
-	// only costs a refused multi and a real read. It never decides an
-	// outcome by itself: an "unchanged" plan is always confirmed by a read.
+	// store's last successful multi. A change is planned against it after
+	// reading only the epoch znode (versions restart at 0 when a znode is
+	// recreated, so the epoch's data must match too); the multi checks
+	// every version, so a stale entry only costs a refused multi and a real
+	// read. It never decides an outcome by itself: an "unchanged" plan is
+	// always confirmed by a full read.
 	writtenMu sync.Mutex
 	written   map[string]writtenCluster
 }
