@@ -1069,21 +1069,7 @@ func floorAllDCs(b *testing.B, clients []*api.Client, prefix string, want map[st
 		}
 		txns = append(txns, ops)
 	}
-	errs := make([]error, len(clients))
-	var wg sync.WaitGroup
-	t0 := time.Now()
-	for i, c := range clients {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[i] = runTxns(c, txns, false)
-		}()
-	}
-	wg.Wait()
-	took := time.Since(t0)
-	if err := errors.Join(errs...); err != nil {
-		b.Fatal(err)
-	}
+	took := allAtOnce(b, len(clients), func(i int) error { return runTxns(clients[i], txns, false) })
 	for i, c := range clients {
 		got, _, err := c.KV().Keys(prefix, "", nil)
 		if err != nil || len(got) != len(want) {
@@ -1117,22 +1103,7 @@ func readFloorAllDCs(b *testing.B, clients []*api.Client, want map[string]string
 		}
 		txns = append(txns, ops)
 	}
-	errs := make([]error, len(clients))
-	var wg sync.WaitGroup
-	t0 := time.Now()
-	for i, c := range clients {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[i] = runTxns(c, txns, true)
-		}()
-	}
-	wg.Wait()
-	took := time.Since(t0)
-	if err := errors.Join(errs...); err != nil {
-		b.Fatal(err)
-	}
-	return took
+	return allAtOnce(b, len(clients), func(i int) error { return runTxns(clients[i], txns, true) })
 }
 
 // storePassAllDCs runs, for every datacenter at once, what a sweep pass
@@ -1145,48 +1116,43 @@ func storePassAllDCs(b *testing.B, dcs []*testserver.Consul, clusters []kvstore.
 	if err != nil {
 		b.Fatal(err)
 	}
-	errs := make([]error, len(dcs))
-	var wg sync.WaitGroup
-	t0 := time.Now()
-	for i, dc := range dcs {
-		store := cs.ForDatacenter(dc.Datacenter)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			same, err := store.Survey(context.Background(), clusters)
-			if err != nil {
-				errs[i] = err
-				return
-			}
-			if k := slices.Index(same, false); k >= 0 {
-				errs[i] = fmt.Errorf("%s: cluster %s differs", dc.Datacenter, clusters[k].Alias)
-			}
-		}()
-	}
-	wg.Wait()
-	took := time.Since(t0)
-	if err := errors.Join(errs...); err != nil {
-		b.Fatal(err)
-	}
-	return took
+	return allAtOnce(b, len(dcs), func(i int) error {
+		same, err := cs.ForDatacenter(dcs[i].Datacenter).Survey(context.Background(), clusters)
+		if err != nil {
+			return err
+		}
+		if k := slices.Index(same, false); k >= 0 {
+			return fmt.Errorf("%s: cluster %s differs", dcs[i].Datacenter, clusters[k].Alias)
+		}
+		return nil
+	})
 }
 
 // listFloorAllDCs lists the prefix recursively (consistent) in every
 // client's datacenter at once and returns how long the slowest took.
 func listFloorAllDCs(b *testing.B, clients []*api.Client) time.Duration {
 	b.Helper()
-	errs := make([]error, len(clients))
+	return allAtOnce(b, len(clients), func(i int) error {
+		pairs, _, err := clients[i].KV().List(benchPrefix, consistent)
+		if err == nil && len(pairs) != benchKeys {
+			err = fmt.Errorf("list returned %d keys, want %d", len(pairs), benchKeys)
+		}
+		return err
+	})
+}
+
+// allAtOnce runs fn for every datacenter i in [0,n) at the same time and
+// returns how long the slowest took; any error fails the benchmark.
+func allAtOnce(b *testing.B, n int, fn func(i int) error) time.Duration {
+	b.Helper()
+	errs := make([]error, n)
 	var wg sync.WaitGroup
 	t0 := time.Now()
-	for i, c := range clients {
+	for i := range n {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			pairs, _, err := c.KV().List(benchPrefix, consistent)
-			if err == nil && len(pairs) != benchKeys {
-				err = fmt.Errorf("list returned %d keys, want %d", len(pairs), benchKeys)
-			}
-			errs[i] = err
+			errs[i] = fn(i)
 		}()
 	}
 	wg.Wait()
