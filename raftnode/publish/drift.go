@@ -10,6 +10,9 @@ import (
 // records it already confirmed. A cluster still waiting to be written is
 // not drift. Repair is opt-in: an operator may have edited the store by
 // hand during an incident.
+//
+// It runs off the write loop (see Run) and may take seconds; what it marks
+// for repair is written once Run hears it finished.
 func (p *Publisher) checkDrift(ctx context.Context) {
 	recs := p.src.Records()
 	var clusters []kvstore.Cluster

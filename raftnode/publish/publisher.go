@@ -76,12 +76,15 @@ type Publisher struct {
 	force    map[string]bool // drifted clusters to rewrite
 	sweep    *sweepPass      // the pass in progress, if any
 
-	sweepNow chan struct{} // Sweep's requests
-	surveyed chan survey   // the read that starts a pass, when done
+	sweepNow  chan struct{} // Sweep's requests
+	surveyed  chan survey   // the read that starts a pass, when done
+	driftDone chan struct{} // a drift check finished
 
 	// Owned by the Run goroutine.
-	writing  bool // the last round wrote a batch, successfully
-	deferred bool // a pass is due once the backlog is written
+	writing  bool           // the last round wrote a batch, successfully
+	deferred bool           // a pass is due once the backlog is written
+	drifting bool           // a drift check is reading the store
+	readers  sync.WaitGroup // the reads started off the loop
 }
 
 type attempt struct {
@@ -108,14 +111,15 @@ func New(store Store, src Source, cfg Config) *Publisher {
 	}
 	return &Publisher{
 		store: store, src: src, cfg: cfg,
-		log:      cfg.Logger.With("store", store.Name()),
-		applied:  map[string]uint64{},
-		attempts: map[string]attempt{},
-		changed:  make(chan struct{}),
-		status:   Status{Store: store.Name()},
-		force:    map[string]bool{},
-		sweepNow: make(chan struct{}, 1),
-		surveyed: make(chan survey, 1),
+		log:       cfg.Logger.With("store", store.Name()),
+		applied:   map[string]uint64{},
+		attempts:  map[string]attempt{},
+		changed:   make(chan struct{}),
+		status:    Status{Store: store.Name()},
+		force:     map[string]bool{},
+		sweepNow:  make(chan struct{}, 1),
+		surveyed:  make(chan survey, 1),
+		driftDone: make(chan struct{}, 1),
 	}
 }
 
@@ -123,7 +127,13 @@ func New(store Store, src Source, cfg Config) *Publisher {
 func (p *Publisher) Name() string { return p.store.Name() }
 
 // Run publishes until ctx ends.
+//
+// The loop only writes. Every read that is not part of a write (a drift
+// check, a pass's survey) runs in a goroutine of its own and hands its
+// findings back, so a commit never waits for a read: ZooKeeper has no
+// listing, and a drift check of 10,000 clusters reads 60,000 znodes.
 func (p *Publisher) Run(ctx context.Context) {
+	defer p.readers.Wait() // after ctx ends, the reads return at once
 	watch := p.src.Watch()
 	backoff := p.cfg.RetryMin
 	var drift <-chan time.Time
@@ -148,9 +158,15 @@ func (p *Publisher) Run(ctx context.Context) {
 		case <-watch:
 		case <-wait.C:
 		case <-drift:
-			if p.ready() {
-				p.checkDrift(ctx)
+			if p.ready() && !p.drifting {
+				p.drifting = true
+				p.offLoop(func() {
+					p.checkDrift(ctx)
+					p.driftDone <- struct{}{} // buffered, and one check at a time
+				})
 			}
+		case <-p.driftDone:
+			p.drifting = false // and write what it marked for repair
 		case <-sweep:
 			p.startSweep(ctx)
 		case <-p.sweepNow:
@@ -182,6 +198,12 @@ func (p *Publisher) Run(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// offLoop runs a read in its own goroutine; Run waits for it on return.
+func (p *Publisher) offLoop(read func()) {
+	p.readers.Add(1)
+	go func() { defer p.readers.Done(); read() }()
 }
 
 func (p *Publisher) ready() bool { return p.cfg.Ready == nil || p.cfg.Ready() }

@@ -84,13 +84,13 @@ func (p *Publisher) startSweep(ctx context.Context) {
 	for i, r := range recs {
 		clusters[i] = kvstore.NewCluster(p.cfg.Layout, r.Cluster, r.Master, r.Epoch)
 	}
-	go func() {
+	p.offLoop(func() {
 		sv := survey{pass: pass, clusters: clusters}
 		if len(clusters) > 0 {
 			sv.same, sv.err = p.surveyStore(ctx, clusters)
 		}
 		p.surveyed <- sv // buffered, and one pass at a time
-	}()
+	})
 }
 
 // surveyStore reads clusters once and tells which the store holds exactly.
