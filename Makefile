@@ -8,7 +8,7 @@ CONSUL    := $(TOOLS)/consul
 ZK_JAR    := /usr/share/java/zookeeper.jar
 SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run cluster build test test-deps vet fmt-check
+.PHONY: run cluster build test test-deps test-model vet fmt-check
 
 ## run: a single-node dev group on 127.0.0.1:8080, internal store only.
 run:
@@ -51,6 +51,12 @@ $(ZK_JAR):
 ## when a server is missing.
 test: test-deps fmt-check vet
 	MASTERKV_CONSUL_BIN=$(CONSUL) $(GO) test -race -count=1 -timeout 40m ./...
+
+## test-model: a longer search of the store model (internal/storemodel):
+## MODEL_CHECKS random runs per store instead of the short run in `make test`.
+MODEL_CHECKS ?= 300
+test-model: test-deps
+	RAPID_CHECKS=$(MODEL_CHECKS) MASTERKV_CONSUL_BIN=$(CONSUL) $(GO) test -count=1 -timeout 60m -run TestNoRollback -v ./internal/storemodel/
 
 # The Lambda functions' build targets (SAM's `BuildMethod: makefile`).
 -include lambda.mk
