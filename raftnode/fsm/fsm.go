@@ -55,14 +55,14 @@ type FSM struct {
 	restore uint64    // number of Restore calls, for tests and status
 
 	watchMu  sync.Mutex
-	watchers []chan struct{}
+	watchers map[chan struct{}]struct{}
 }
 
 var _ raft.FSM = (*FSM)(nil)
 
 // New returns an empty store.
 func New() *FSM {
-	return &FSM{records: map[string]Record{}, ids: map[string]*seenID{}}
+	return &FSM{records: map[string]Record{}, ids: map[string]*seenID{}, watchers: map[chan struct{}]struct{}{}}
 }
 
 // Apply commits one log entry. It panics on an entry it cannot decode:
@@ -74,6 +74,9 @@ func (f *FSM) Apply(l *raft.Log) any {
 	c, err := command.Decode(l.Data)
 	if err != nil {
 		panic(fmt.Sprintf("fsm: entry %d: %v", l.Index, err))
+	}
+	if c.Type == command.Unknown { // a newer release's ignorable command
+		return f.skip(l.Index, c)
 	}
 	f.mu.Lock()
 	res := f.apply(l.Index, c)
@@ -88,19 +91,27 @@ func (f *FSM) Apply(l *raft.Log) any {
 // Watch returns a channel that receives a signal after every Apply that
 // changed records and after every Restore. Signals coalesce: a watcher
 // reads the current state when woken, so it never needs them all.
-func (f *FSM) Watch() <-chan struct{} {
-	ch := make(chan struct{}, 1)
+//
+// cancel removes the watcher; the channel then receives nothing more. A
+// watcher that stops must call it (publishers start and stop with every
+// leadership change), and calling it again does nothing.
+func (f *FSM) Watch() (ch <-chan struct{}, cancel func()) {
+	c := make(chan struct{}, 1)
 	f.watchMu.Lock()
-	f.watchers = append(f.watchers, ch)
+	f.watchers[c] = struct{}{}
 	f.watchMu.Unlock()
-	return ch
+	return c, func() {
+		f.watchMu.Lock()
+		delete(f.watchers, c)
+		f.watchMu.Unlock()
+	}
 }
 
 // notify wakes every watcher without blocking Apply.
 func (f *FSM) notify() {
 	f.watchMu.Lock()
 	defer f.watchMu.Unlock()
-	for _, ch := range f.watchers {
+	for ch := range f.watchers {
 		select {
 		case ch <- struct{}{}:
 		default:

@@ -22,7 +22,7 @@ import (
 // Source is the committed state: the FSM.
 type Source interface {
 	Records() []fsm.Record
-	Watch() <-chan struct{}
+	Watch() (ch <-chan struct{}, cancel func())
 }
 
 var _ Source = (*fsm.FSM)(nil)
@@ -134,7 +134,8 @@ func (p *Publisher) Name() string { return p.store.Name() }
 // listing, and a drift check of 10,000 clusters reads 60,000 znodes.
 func (p *Publisher) Run(ctx context.Context) {
 	defer p.readers.Wait() // after ctx ends, the reads return at once
-	watch := p.src.Watch()
+	watch, unwatch := p.src.Watch()
+	defer unwatch()
 	backoff := p.cfg.RetryMin
 	var drift <-chan time.Time
 	if p.cfg.DriftInterval > 0 {
