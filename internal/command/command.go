@@ -28,6 +28,13 @@ const (
 
 var typeNames = [...]string{"unknown", "failover", "submit", "populate"}
 
+// KnownTypes returns the names of every type this release applies, for
+// status: the leader proposes a new type that is not ignorable only once
+// every voter lists it (DESIGN.md "Upgrade rule").
+func KnownTypes() []string {
+	return append([]string(nil), typeNames[1:]...)
+}
+
 func (t Type) String() string {
 	if int(t) < len(typeNames) {
 		return typeNames[t]
@@ -81,6 +88,15 @@ type Command struct {
 	// At is the proposer's wall clock in Unix milliseconds. Apply uses it
 	// as "now" (updated_at, idempotency expiry) and never reads a clock.
 	At int64 `json:"at"`
+	// Ignorable marks a command that a node which does not know its Type
+	// may skip (the rolling-upgrade rule, as Consul's IgnoreUnknownTypeFlag):
+	// only for commands whose effect an older node can go without. A
+	// command that changes records is never ignorable; see DESIGN.md
+	// "Upgrade rule". A node that knows the type applies it either way.
+	Ignorable bool `json:"ignorable,omitempty"`
+	// TypeName is the type as written in the entry when this release does
+	// not know it (Type is then Unknown). Set by Decode, never encoded.
+	TypeName string `json:"-"`
 	// Fingerprint, when set, identifies the request as the caller sent it,
 	// before the proposer completed it (DNS lookups may answer differently
 	// on a retry). Empty means Fingerprint computes it from the payload.
@@ -96,12 +112,17 @@ func Encode(c Command) ([]byte, error) {
 	return json.Marshal(c)
 }
 
-// Decode parses a log entry. It fails on bytes that are not a command or on
-// a command whose payload does not match its type.
+// Decode parses a log entry. It fails on bytes that are not a command, on
+// a command whose payload does not match its type, and on a type this
+// release does not know unless the entry is marked Ignorable: that one
+// decodes with Type Unknown and TypeName set, for Apply to skip.
 func Decode(b []byte) (Command, error) {
 	var c Command
 	if err := json.Unmarshal(b, &c); err != nil {
 		return Command{}, fmt.Errorf("decode command: %w", err)
+	}
+	if c.Type == Unknown {
+		return decodeUnknown(b, c)
 	}
 	ok := false
 	switch c.Type {
@@ -116,6 +137,24 @@ func Decode(b []byte) (Command, error) {
 		return Command{}, fmt.Errorf("decode command: type %s without its payload", c.Type)
 	}
 	return c, nil
+}
+
+// decodeUnknown handles an entry whose type this release does not know. A
+// newer release's type marked Ignorable decodes (payload left out); any
+// other is an error: a missing type, the zero "unknown", or a type every
+// node must apply.
+func decodeUnknown(b []byte, c Command) (Command, error) {
+	var head struct {
+		Type string `json:"type"`
+	}
+	_ = json.Unmarshal(b, &head) // b decoded into c already: a string or absent
+	if head.Type == "" || head.Type == Unknown.String() {
+		return Command{}, fmt.Errorf("decode command: type %s without its payload", Unknown)
+	}
+	if !c.Ignorable {
+		return Command{}, fmt.Errorf("decode command: type %q is not known to this release and not marked ignorable; upgrade this node", head.Type)
+	}
+	return Command{Type: Unknown, TypeName: head.Type, Ignorable: true, ID: c.ID, At: c.At}, nil
 }
 
 // Fingerprint identifies what a command asks for, ignoring its ID and

@@ -84,6 +84,9 @@ func TestDecodeRejects(t *testing.T) {
 		{"empty object", `{}`},
 		{"unknown type name", `{"type":"rollback","at":1,"failover":{"cluster":"a","master":{"host":"h","port":1}}}`},
 		{"explicit unknown", `{"type":"unknown","at":1,"submit":{}}`},
+		{"explicit unknown marked ignorable", `{"type":"unknown","ignorable":true,"at":1}`},
+		{"no type marked ignorable", `{"ignorable":true,"at":1}`},
+		{"unknown type not marked ignorable", `{"type":"forget","ignorable":false,"at":1,"forget":{"cluster":"a"}}`},
 		{"numeric type", `{"type":1,"at":1,"failover":{"cluster":"a","master":{"host":"h","port":1}}}`},
 		{"failover without payload", `{"type":"failover","at":1}`},
 		{"failover with null payload", `{"type":"failover","at":1,"failover":null}`},
@@ -105,6 +108,37 @@ func TestDecodeRejects(t *testing.T) {
 				t.Errorf("Decode(%q) = %+v with error, want the zero Command", tt.in, got)
 			}
 		})
+	}
+}
+
+// TestDecodeUnknownIgnorable: a newer release's command marked ignorable
+// decodes on this release as Unknown with its name, for Apply to skip; a
+// known type decodes as usual whatever the flag says.
+func TestDecodeUnknownIgnorable(t *testing.T) {
+	in := `{"type":"forget","ignorable":true,"id":"f","at":7,"forget":{"cluster":"a"}}`
+	got, err := command.Decode([]byte(in))
+	if err != nil {
+		t.Fatalf("Decode(%s) error = %v, want nil", in, err)
+	}
+	want := command.Command{Type: command.Unknown, TypeName: "forget", Ignorable: true, ID: "f", At: 7}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("Decode(%s) = %+v, want %+v", in, got, want)
+	}
+
+	known := command.Command{Type: command.Submit, Ignorable: true, At: 8, Submit: &command.SubmitPayload{Cluster: "a"}}
+	b, err := command.Encode(known)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := command.Decode(b); err != nil || !reflect.DeepEqual(got, known) {
+		t.Errorf("Decode(%s) = %+v, %v, want %+v, nil", b, got, err, known)
+	}
+	if !strings.Contains(string(b), `"ignorable":true`) {
+		t.Errorf("Encode(%+v) = %s, want the ignorable flag written", known, b)
+	}
+	b, _ = command.Encode(command.Command{Type: command.Submit, At: 8, Submit: &command.SubmitPayload{}})
+	if strings.Contains(string(b), "ignorable") || strings.Contains(string(b), "TypeName") {
+		t.Errorf("Encode of a plain command = %s, want neither the flag nor the type name", b)
 	}
 }
 
@@ -231,5 +265,19 @@ func TestFingerprintSubmitScope(t *testing.T) {
 	one := command.Fingerprint(command.Command{Type: command.Submit, Submit: &command.SubmitPayload{Cluster: "main"}})
 	if all == one {
 		t.Errorf("Fingerprint(submit all) = Fingerprint(submit main) = %s, want them to differ", all)
+	}
+}
+
+// TestKnownTypes: status lists every type this release applies, by the
+// name the log uses, and never the zero Unknown.
+func TestKnownTypes(t *testing.T) {
+	got := command.KnownTypes()
+	want := []string{"failover", "submit", "populate"}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("KnownTypes() = %v, want %v", got, want)
+	}
+	got[0] = "changed"
+	if command.KnownTypes()[0] != "failover" {
+		t.Error("KnownTypes() returns a slice the caller can change")
 	}
 }

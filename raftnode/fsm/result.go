@@ -62,6 +62,11 @@ type Result struct {
 	Checked int `json:"checked,omitempty"`
 	// Err is the application error, if the command was refused.
 	Err *Error `json:"err,omitempty"`
+	// Skipped is true when this node does not know the command's type and
+	// the proposer marked it ignorable: nothing was applied here.
+	// SkippedType is the type's name as written.
+	Skipped     bool   `json:"skipped,omitempty"`
+	SkippedType string `json:"skipped_type,omitempty"`
 	// Duplicate is true when the ID was seen before and nothing new was
 	// committed; Index and Records are those of the first time.
 	Duplicate bool `json:"-"`

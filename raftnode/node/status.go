@@ -4,6 +4,8 @@ import (
 	"strconv"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/masterkv/masterkv/internal/command"
 )
 
 // Member is one server of the current raft configuration.
@@ -28,6 +30,8 @@ type Status struct {
 	CaughtUp          bool   `json:"caught_up"`
 	LastSnapshotIndex uint64 `json:"last_snapshot_index"`
 	Clusters          int    `json:"clusters"`
+	// CommandTypes are the command types this node's release applies.
+	CommandTypes []string `json:"command_types"`
 }
 
 // Status reports the node's raft view.
@@ -45,6 +49,7 @@ func (n *Node) Status() Status {
 		CaughtUp:          n.CaughtUp(),
 		LastSnapshotIndex: num("last_snapshot_index"),
 		Clusters:          n.fsm.Len(),
+		CommandTypes:      command.KnownTypes(),
 	}
 	addr, id := n.raft.LeaderWithID()
 	if id != "" {
