@@ -50,7 +50,7 @@ type FSM struct {
 	records map[string]Record
 	ids     map[string]*seenID
 	idOrder []*seenID // by SeenAt, oldest first, for expiry
-	clock   int64     // largest command At applied, Unix ms
+	clock   int64     // command clock, Unix ms: see nextClock
 	index   uint64    // raft index of the last command applied
 	restore uint64    // number of Restore calls, for tests and status
 
@@ -120,9 +120,7 @@ func (f *FSM) notify() {
 }
 
 func (f *FSM) apply(index uint64, c command.Command) Result {
-	if c.At > f.clock {
-		f.clock = c.At
-	}
+	f.clock = nextClock(f.clock, c.At)
 	f.expireIDs()
 	fp := ""
 	if c.ID != "" {
@@ -246,7 +244,7 @@ func (f *FSM) Lookup(c command.Command) (res Result, ok bool, err error) {
 	defer f.mu.RUnlock()
 	// Expiry runs in Apply; a key past its TTL on the clock Apply will use
 	// for c is already unknown to it, so it is unknown here too.
-	if s, ok := f.ids[c.ID]; ok && s.SeenAt <= max(f.clock, c.At)-IDTTL.Milliseconds() {
+	if s, ok := f.ids[c.ID]; ok && s.SeenAt <= nextClock(f.clock, c.At)-IDTTL.Milliseconds() {
 		return Result{}, false, nil
 	}
 	r, ok, e := f.lookupLocked(c.ID, command.Fingerprint(c))

@@ -399,41 +399,60 @@ func TestIdempotency(t *testing.T) {
 	})
 }
 
+// walkClock applies commands that change nothing but the command clock,
+// one MaxClockStep apart from from (the current clock) up to to, starting
+// at index. It returns the next free index.
+func walkClock(t *testing.T, f *fsm.FSM, index uint64, from, to int64) uint64 {
+	t.Helper()
+	for at := from; at < to; index++ {
+		at = min(at+fsm.MaxClockStep.Milliseconds(), to)
+		if res := apply(t, f, index, submit("", at, "tick")); !errors.Is(res.Error(), fsm.ErrUnknownCluster) {
+			t.Fatalf("clock tick at index %d = %+v, want an unknown cluster refusal", index, res)
+		}
+	}
+	return index
+}
+
 func TestIdempotencyExpiry(t *testing.T) {
 	ttl := fsm.IDTTL.Milliseconds()
 	tests := []struct {
 		name      string
-		bump      int64 // At of an unrelated command applied before the retry; 0 for none
+		walk      int64 // command clock reached, a step at a time, before the retry
+		jump      int64 // At of one command applied after the walk; 0 for none
 		retryAt   int64
 		samePay   bool
 		wantFresh bool
 	}{
-		{name: "just inside the ttl", retryAt: t0 + ttl - 1, samePay: true},
-		{name: "different payload just inside the ttl", retryAt: t0 + ttl - 1},
-		{name: "at the ttl", retryAt: t0 + ttl, samePay: true, wantFresh: true},
-		{name: "different payload after the ttl", retryAt: t0 + ttl + 1, wantFresh: true},
-		{name: "clock moved by another command", bump: t0 + ttl, retryAt: t0 + 1, samePay: true, wantFresh: true},
-		{name: "older command does not move the clock back", bump: t0 + ttl - 1, retryAt: t0, samePay: true},
+		{name: "just inside the ttl", walk: t0 + ttl - 1, retryAt: t0 + ttl - 1, samePay: true},
+		{name: "different payload just inside the ttl", walk: t0 + ttl - 1, retryAt: t0 + ttl - 1},
+		{name: "at the ttl", walk: t0 + ttl - 1, retryAt: t0 + ttl, samePay: true, wantFresh: true},
+		{name: "different payload after the ttl", walk: t0 + ttl, retryAt: t0 + ttl + 1, wantFresh: true},
+		{name: "clock moved by other commands", walk: t0 + ttl, retryAt: t0 + 1, samePay: true, wantFresh: true},
+		{name: "older command does not move the clock back", walk: t0 + ttl - 1, retryAt: t0, samePay: true},
+		// One command may move the clock by MaxClockStep at most.
+		{name: "one command a day ahead", walk: t0, jump: t0 + ttl + 1, retryAt: t0 + ttl + 1, samePay: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f := fsm.New()
 			apply(t, f, 1, failover("x", t0, "main", m1, ""))
-			if tt.bump != 0 {
-				apply(t, f, 2, failover("other", tt.bump, "other", m3, ""))
+			index := walkClock(t, f, 2, t0, tt.walk)
+			if tt.jump != 0 {
+				apply(t, f, index, failover("other", tt.jump, "other", m3, ""))
+				index++
 			}
 			m := m1
 			if !tt.samePay {
 				m = m2
 			}
-			res := apply(t, f, 3, failover("x", tt.retryAt, "main", m, ""))
+			res := apply(t, f, index, failover("x", tt.retryAt, "main", m, ""))
 			r, _ := f.Record("main")
 			switch {
 			case tt.wantFresh:
-				if res.Error() != nil || res.Duplicate || res.Index != 3 {
-					t.Errorf("retry = %+v, want applied afresh at index 3", res)
+				if res.Error() != nil || res.Duplicate || res.Index != index {
+					t.Errorf("retry = %+v, want applied afresh at index %d", res, index)
 				}
-				if want := rec("main", m, 3, tt.retryAt, command.Failover, "x"); !reflect.DeepEqual(r, want) {
+				if want := rec("main", m, index, tt.retryAt, command.Failover, "x"); !reflect.DeepEqual(r, want) {
 					t.Errorf("record = %+v, want %+v", r, want)
 				}
 			case tt.samePay:
@@ -454,24 +473,25 @@ func TestIdempotencyExpiry(t *testing.T) {
 }
 
 // A proposer whose clock lags does not move the command clock back: its key
-// is remembered for IDTTL from the largest At applied so far.
+// is remembered for IDTTL from the command clock when it was applied.
 func TestIdempotencyLaggingProposer(t *testing.T) {
 	ttl := fsm.IDTTL.Milliseconds()
 	f := fsm.New()
 	apply(t, f, 1, failover("x", t0, "main", m1, ""))
-	apply(t, f, 2, failover("", t0+ttl-1, "main", m1, ""))
-	lagging := apply(t, f, 3, failover("y", t0, "other", m2, ""))
+	index := walkClock(t, f, 2, t0, t0+ttl-1)
+	y := index
+	lagging := apply(t, f, y, failover("y", t0, "other", m2, ""))
 	// updated_at is still the command's own At.
-	if want := []fsm.Record{rec("other", m2, 3, t0, command.Failover, "y")}; !reflect.DeepEqual(lagging.Records, want) {
+	if want := []fsm.Record{rec("other", m2, y, t0, command.Failover, "y")}; !reflect.DeepEqual(lagging.Records, want) {
 		t.Errorf("lagging command records = %+v, want %+v", lagging.Records, want)
 	}
-	apply(t, f, 4, failover("", t0+ttl, "main", m1, ""))
+	index = walkClock(t, f, y+1, t0+ttl-1, t0+ttl)
 
-	if res := apply(t, f, 5, failover("y", t0+ttl, "other", m2, "")); !res.Duplicate || res.Index != 3 {
-		t.Errorf("retry of y = %+v, want duplicate of index 3 (y was seen at clock %d)", res, t0+ttl-1)
+	if res := apply(t, f, index, failover("y", t0+ttl, "other", m2, "")); !res.Duplicate || res.Index != y {
+		t.Errorf("retry of y = %+v, want duplicate of index %d (y was seen at clock %d)", res, y, t0+ttl-1)
 	}
-	if res := apply(t, f, 6, failover("x", t0+ttl, "main", m1, "")); res.Duplicate || res.Index != 6 {
-		t.Errorf("retry of x = %+v, want applied afresh at index 6", res)
+	if res := apply(t, f, index+1, failover("x", t0+ttl, "main", m1, "")); res.Duplicate || res.Index != index+1 {
+		t.Errorf("retry of x = %+v, want applied afresh at index %d", res, index+1)
 	}
 }
 
@@ -481,6 +501,7 @@ func TestLookup(t *testing.T) {
 	first := apply(t, f, 1, failover("x", t0, "main", m1, ""))
 	dup := first
 	dup.Duplicate = true
+	next := walkClock(t, f, 2, t0, t0+ttl-1)
 
 	tests := []struct {
 		name    string
@@ -514,7 +535,7 @@ func TestLookup(t *testing.T) {
 
 	// Lookup changes nothing.
 	checkRecords(t, f, []fsm.Record{rec("main", m1, 1, t0, command.Failover, "x")})
-	if got := apply(t, f, 2, failover("x", t0+1, "main", m1, "")); !got.Duplicate {
+	if got := apply(t, f, next, failover("x", t0+1, "main", m1, "")); !got.Duplicate {
 		t.Errorf("Apply after Lookup = %+v, want duplicate", got)
 	}
 }
@@ -584,8 +605,9 @@ func TestSnapshotRestoreRoundTrip(t *testing.T) {
 	if err := json.Unmarshal(b, &st); err != nil {
 		t.Fatalf("snapshot is not JSON: %v\n%s", err, b)
 	}
-	if want := t0 + 5*3600_000; st.Clock != want {
-		t.Errorf("snapshot clock = %d, want %d (largest At applied)", st.Clock, want)
+	// The submit 5 h ahead moved the clock by one step only.
+	if want := t0 + 2000 + fsm.MaxClockStep.Milliseconds(); st.Clock != want {
+		t.Errorf("snapshot clock = %d, want %d (one step past the previous At)", st.Clock, want)
 	}
 
 	dst := fsm.New()
@@ -608,11 +630,12 @@ func TestSnapshotRestoreRoundTrip(t *testing.T) {
 	got := apply(t, dst, 5, failover("y", t0, "b", m2, ""))
 	checkErr(t, got, fsm.KindIDReused, fsm.ErrIDReused)
 
-	// The restored clock drives expiry: x was seen at t0, so a command at
-	// t0+IDTTL makes the restored store forget it.
-	got = apply(t, dst, 6, failover("x", t0+fsm.IDTTL.Milliseconds(), "a", m1, ""))
-	if got.Duplicate || got.Index != 6 {
-		t.Errorf("x after the ttl = %+v, want applied at index 6", got)
+	// The restored clock drives expiry: x was seen at t0, so once the clock
+	// reaches t0+IDTTL the restored store forgets it.
+	index := walkClock(t, dst, 6, st.Clock, t0+fsm.IDTTL.Milliseconds())
+	got = apply(t, dst, index, failover("x", t0+fsm.IDTTL.Milliseconds(), "a", m1, ""))
+	if got.Duplicate || got.Index != index {
+		t.Errorf("x after the ttl = %+v, want applied at index %d", got, index)
 	}
 }
 
