@@ -34,7 +34,7 @@ func master(host string, port int) discovery.Master {
 }
 
 // newStore connects a store to srv; mutate adjusts the config first.
-func newStore(t *testing.T, srv *testserver.ZooKeeper, mutate func(*zkkv.Config)) *zkkv.Store {
+func newStore(t testing.TB, srv *testserver.ZooKeeper, mutate func(*zkkv.Config)) *zkkv.Store {
 	t.Helper()
 	cfg := zkkv.Config{
 		Servers:        []string{srv.Addr()},
