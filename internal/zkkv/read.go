@@ -18,6 +18,11 @@ type stored map[string]znode
 type znode struct {
 	data    string
 	version int32
+	// czxid and cversion identify the znode and its set of children; a
+	// plan from the record checks them on the main znode (see
+	// writtenCluster).
+	czxid    int64
+	cversion int32
 }
 
 func (st stored) observed() kvstore.Observed {
@@ -51,7 +56,7 @@ func (s *Store) readCluster(ctx context.Context, c kvstore.Cluster) (stored, err
 			g := <-results
 			switch {
 			case g.err == nil:
-				st[g.key] = znode{data: string(g.data), version: g.stat.Version}
+				st[g.key] = znode{data: string(g.data), version: g.stat.Version, czxid: g.stat.Czxid, cversion: g.stat.Cversion}
 			case errors.Is(g.err, zk.ErrNoNode):
 			case firstErr == nil:
 				firstErr = fmt.Errorf("get %s: %w", s.path(g.key), g.err)

@@ -23,13 +23,13 @@ const conflictRounds = 5
 // docs/BENCHMARKS.md). A cluster's ops are never split across multis.
 const clustersPerMulti = 10
 
-// readsInFlight multiplies Config.Concurrency for the epoch reads that
+// readsInFlight multiplies Config.Concurrency for the main znode reads that
 // precede writes planned from the last write.
 const readsInFlight = 8
 
 // Write publishes clusters with multi-ops. A cluster this store has written
-// before is planned from that record after reading only its epoch znode,
-// and such clusters go ten to a multi; the others are read in full and
+// before is planned from that record after reading only its main znode's
+// stat, and such clusters go ten to a multi; the others are read in full and
 // written one multi each. Multis
 // run concurrently (Config.Concurrency). Once one call finds the ensemble
 // unreachable (timeout, no server, connection lost), clusters not yet
@@ -64,7 +64,7 @@ func (s *Store) Write(ctx context.Context, clusters []kvstore.Cluster) []kvstore
 		}
 	}
 	plans := make([]planned, len(clusters))
-	// The epoch reads are small and ZooKeeper answers reads without a
+	// The stat reads are small and ZooKeeper answers reads without a
 	// commit, pipelined on the one session: more in flight than writes.
 	kvstore.Parallel(len(clusters), readsInFlight*s.concurrency, func(i int) {
 		if len(clusters[i].Pairs) > 0 && isDown() == nil {
@@ -112,7 +112,7 @@ func (s *Store) Write(ctx context.Context, clusters []kvstore.Cluster) []kvstore
 		if err == nil {
 			for _, p := range g {
 				c := clusters[p.i]
-				s.remember(c, p.st, p.ops)
+				s.remember(c, p.st, p.ops, p.st[c.MainKey()])
 				out[p.i] = kvstore.Outcome{Alias: c.Alias, Epoch: c.Epoch, Status: kvstore.Written, Keys: countWrites(p.ops)}
 			}
 			return
@@ -170,15 +170,30 @@ func (s *Store) writeCluster(ctx context.Context, c kvstore.Cluster) kvstore.Out
 		if final != nil {
 			return *final
 		}
-		if _, ok := st[c.MainKey()]; !ok {
+		main, exists := st[c.MainKey()]
+		if !exists {
 			if err := s.ensureParents(ctx, s.path(c.MainKey())); err != nil {
 				return failed(c, fmt.Errorf("zookeeper parents for cluster %s: %w", c.Alias, err))
 			}
+			// The multi creates the main znode, whose Czxid it does not
+			// return: a last set at version 0 of the same data returns
+			// the main znode's stat after the creates, for the record.
+			ops = append(ops, &zk.SetDataRequest{Path: s.path(c.MainKey()), Data: []byte(c.Pairs[0].Value), Version: 0})
 		}
-		_, err = call(ctx, s.opTimeout, func() ([]zk.MultiResponse, error) { return s.conn.Multi(ops...) })
+		res, err := call(ctx, s.opTimeout, func() ([]zk.MultiResponse, error) { return s.conn.Multi(ops...) })
 		if err == nil {
-			s.remember(c, st, ops)
-			return kvstore.Outcome{Alias: c.Alias, Epoch: c.Epoch, Status: kvstore.Written, Keys: countWrites(ops)}
+			if !exists {
+				stat := res[len(res)-1].Stat
+				main = znode{czxid: stat.Czxid, cversion: stat.Cversion}
+			} else {
+				// Every child created moved the main znode's Cversion.
+				// A child created or deleted by someone else since the
+				// read moved it too, and the next plan from the record
+				// then finds it different.
+				main.cversion += int32(countCreates(ops))
+			}
+			s.remember(c, st, ops, main)
+			return kvstore.Outcome{Alias: c.Alias, Epoch: c.Epoch, Status: kvstore.Written, Keys: countWrites(ops[:len(c.Pairs)])}
 		}
 		s.forget(c.Alias)
 		if !conflict(err) {
@@ -190,20 +205,23 @@ func (s *Store) writeCluster(ctx context.Context, c kvstore.Cluster) kvstore.Out
 }
 
 // planFromWritten plans c against what this store last wrote for it,
-// reading only the epoch znode. ok is false when there is no such record,
-// when the epoch znode is not what was recorded, or when the plan would not
-// write (unchanged or stale): those outcomes are only ever decided on a
-// full read.
+// reading only the main znode's stat. ok is false when there is no such
+// record, when the main znode is not the one recorded or has had a child
+// created or deleted since, or when the plan would not write (unchanged or
+// stale): those outcomes are only ever decided on a full read.
 //
-// Why the epoch znode is read: ZooKeeper versions restart at 0 when a znode
-// is deleted and created again, so a version check alone cannot tell the
-// znode this store wrote from one another writer recreated since, with a
-// newer epoch, at the same version. Comparing the epoch's data as well
-// closes that, down to the moment between this read and the multi, which
-// is the window of a full read too. (Consul's ModifyIndex is global and
+// Why the main znode is read: ZooKeeper versions restart at 0 when a
+// znode is deleted and created again, so a version check alone cannot tell
+// the znode this store wrote from one recreated since, by hand or by
+// another writer with a newer epoch, at the same version. The main
+// znode's Czxid and Cversion tell (see writtenCluster), in every layout,
+// the strict one included. That holds down to the moment between this
+// read and the multi, which is the window of a full read too: no multi op
+// checks a Cversion, so a child recreated in that moment is as if
+// recreated just after the write. (Consul's ModifyIndex is global and
 // never reused, so consulkv needs no such read.)
 //
-// err is the epoch read's error, for the caller to notice an unreachable
+// err is the read's error, for the caller to notice an unreachable
 // ensemble.
 func (s *Store) planFromWritten(ctx context.Context, c kvstore.Cluster) (ops []any, st stored, ok bool, err error) {
 	s.writtenMu.Lock()
@@ -212,25 +230,22 @@ func (s *Store) planFromWritten(ctx context.Context, c kvstore.Cluster) (ops []a
 	if !known || len(wc.data) != len(c.Pairs) {
 		return nil, nil, false, nil
 	}
-	if epochKey := c.EpochKey(); epochKey != "" {
-		last := len(c.Pairs) - 1
-		stat := &zk.Stat{}
-		data, err := call(ctx, s.opTimeout, func() ([]byte, error) {
-			d, st, err := s.conn.Get(s.path(epochKey))
-			if err == nil {
-				*stat = *st
-			}
-			return d, err
-		})
-		if err != nil || string(data) != wc.data[last] || stat.Version != wc.versions[last] {
-			s.forget(c.Alias) // and read the cluster for real
-			return nil, nil, false, err
+	stat, err := call(ctx, s.opTimeout, func() (*zk.Stat, error) {
+		ok, st, err := s.conn.Exists(s.path(c.MainKey()))
+		if err != nil || !ok {
+			return nil, err
 		}
+		return st, nil
+	})
+	if err != nil || stat == nil || stat.Czxid != wc.czxid || stat.Cversion != wc.cversion || stat.Version != wc.versions[0] {
+		s.forget(c.Alias) // and read the cluster for real
+		return nil, nil, false, err
 	}
 	st = make(stored, len(c.Pairs))
 	for i, p := range c.Pairs {
 		st[p.Key] = znode{data: wc.data[i], version: wc.versions[i]}
 	}
+	st[c.MainKey()] = znode{data: wc.data[0], version: wc.versions[0], czxid: wc.czxid, cversion: wc.cversion}
 	ops, final := s.plan(c, st)
 	if final != nil {
 		return nil, nil, false, nil
@@ -238,9 +253,13 @@ func (s *Store) planFromWritten(ctx context.Context, c kvstore.Cluster) (ops []a
 	return ops, st, true, nil
 }
 
-// remember records the znodes as a successful multi of ops left them.
-func (s *Store) remember(c kvstore.Cluster, before stored, ops []any) {
-	after := writtenCluster{data: make([]string, len(c.Pairs)), versions: make([]int32, len(c.Pairs))}
+// remember records the znodes as a successful multi of ops left them;
+// main carries the main znode's Czxid and Cversion after it.
+func (s *Store) remember(c kvstore.Cluster, before stored, ops []any, main znode) {
+	after := writtenCluster{
+		data: make([]string, len(c.Pairs)), versions: make([]int32, len(c.Pairs)),
+		czxid: main.czxid, cversion: main.cversion,
+	}
 	for i, p := range c.Pairs {
 		after.data[i] = p.Value
 		switch op := ops[i].(type) {
@@ -251,6 +270,10 @@ func (s *Store) remember(c kvstore.Cluster, before stored, ops []any) {
 		case *zk.CheckVersionRequest:
 			after.versions[i] = before[p.Key].version
 		}
+	}
+	if len(ops) > len(c.Pairs) {
+		// The set that followed the main znode's create (writeCluster).
+		after.versions[0] = 1
 	}
 	s.writtenMu.Lock()
 	s.written[c.Alias] = after
@@ -292,6 +315,9 @@ func (s *Store) plan(c kvstore.Cluster, st stored) ([]any, *kvstore.Outcome) {
 			return nil, &kvstore.Outcome{Alias: c.Alias, Epoch: c.Epoch, Status: kvstore.Stale}
 		}
 	}
+	if final := keepHandEdit(c, st); final != nil {
+		return nil, final // a hand edit, kept: kvstore.Judge
+	}
 	var ops []any
 	writes := 0
 	for _, p := range c.Pairs {
@@ -319,6 +345,17 @@ func countWrites(ops []any) int {
 	n := 0
 	for _, op := range ops {
 		if _, check := op.(*zk.CheckVersionRequest); !check {
+			n++
+		}
+	}
+	return n
+}
+
+// countCreates counts the creates of a multi.
+func countCreates(ops []any) int {
+	n := 0
+	for _, op := range ops {
+		if _, create := op.(*zk.CreateRequest); create {
 			n++
 		}
 	}

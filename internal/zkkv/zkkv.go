@@ -49,21 +49,31 @@ type Store struct {
 	authed atomic.Bool // AddAuth succeeded; go-zookeeper resends it on reconnect
 
 	// written holds, per cluster, the znodes' data and versions after this
-	// store's last successful multi. A change is planned against it after
-	// reading only the epoch znode (versions restart at 0 when a znode is
-	// recreated, so the epoch's data must match too); the multi checks
-	// every version, so a stale entry only costs a refused multi and a real
-	// read. It never decides an outcome by itself: an "unchanged" plan is
-	// always confirmed by a full read.
+	// store's last successful multi, and the main znode's identity. A
+	// change is planned against it after reading only the main znode's
+	// stat; the multi checks every version, so a stale entry only costs a
+	// full read (or a refused multi and then one). It never decides an
+	// outcome by itself: an "unchanged" plan is always confirmed by a full
+	// read.
 	writtenMu sync.Mutex
 	written   map[string]writtenCluster
 }
 
 // writtenCluster is compact (slices aligned with the cluster's pairs) since
 // one is kept per cluster.
+//
+// Versions alone cannot vouch for a znode: one deleted and created again
+// restarts at version 0, which is what a record of a created znode
+// expects. So the record also keeps the main znode's Czxid (zxids are never
+// reused: a main znode created again has another) and Cversion (moved by
+// every child created or deleted under it). With both unchanged, every
+// child is the very znode the last multi left, and the versions checked in
+// the next multi cover all that can have happened to it since.
 type writtenCluster struct {
 	data     []string
 	versions []int32
+	czxid    int64
+	cversion int32
 }
 
 var (
