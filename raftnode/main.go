@@ -123,12 +123,19 @@ func run() error {
 	if len(cfg.APITokens) == 0 {
 		log.Warn("dev mode: the API runs without authentication; set MASTERKV_API_TOKENS for anything but local testing")
 	}
-	if cfg.Dev {
-		printQuickstart(ln.Addr().String(), cfg.APITokens)
-	}
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
+	go func() {
+		// The curl lines are printed only once a write would commit: right
+		// after start the first election has not ended yet.
+		if waitReady(ctx, n) {
+			log.Info("raftnode ready", "node", cfg.NodeID, "leader", n.Status().Leader.ID)
+			if cfg.Dev {
+				printQuickstart(ln.Addr().String(), cfg.APITokens)
+			}
+		}
+	}()
 	select {
 	case err := <-errc:
 		if !errors.Is(err, http.ErrServerClosed) {
@@ -141,6 +148,21 @@ func run() error {
 	defer cancel()
 	_ = srv.Shutdown(shCtx)
 	return nil
+}
+
+// waitReady polls n until it is ready (leader known, caught up), as
+// /readyz reports it, and returns false if ctx ends first.
+func waitReady(ctx context.Context, n *node.Node) bool {
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for n.Ready() != nil {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-tick.C:
+		}
+	}
+	return true
 }
 
 // printQuickstart shows the two curl lines a new user needs.

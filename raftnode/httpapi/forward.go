@@ -33,7 +33,11 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, body []byte) {
 		s.fail(w, r, err)
 		return
 	}
-	if leader.ID == s.node.ID() || leader.HTTPAddr == "" {
+	if leader.ID == s.node.ID() {
+		s.serveHere(w, r, body)
+		return
+	}
+	if leader.HTTPAddr == "" {
 		s.fail(w, r, fmt.Errorf("leader %q has no usable HTTP address: %w", leader.ID, errForward))
 		return
 	}
@@ -60,6 +64,30 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, body []byte) {
 	w.Header().Set("X-Masterkv-Leader", leader.ID)
 	w.WriteHeader(resp.StatusCode)
 	_, _ = io.Copy(w, resp.Body)
+}
+
+// localRetriesKey counts, in a request's context, how often serveHere
+// served it again on this node.
+type localRetriesKey struct{}
+
+// maxLocalRetries bounds serveHere: leadership that comes and goes faster
+// than a request can commit ends in a 503 rather than a loop.
+const maxLocalRetries = 3
+
+// serveHere serves a write again on this node, which became the leader
+// while the write waited for an election (the first election after start,
+// or one it won mid-request): forwarding it to itself is what the leader
+// would do with it anyway. The handler runs from the start again, so the
+// request is validated and proposed exactly as if it had just arrived.
+func (s *Server) serveHere(w http.ResponseWriter, r *http.Request, body []byte) {
+	n, _ := r.Context().Value(localRetriesKey{}).(int)
+	if n >= maxLocalRetries {
+		s.fail(w, r, fmt.Errorf("leadership moved %d times while the request waited; retry: %w", n, errForward))
+		return
+	}
+	r2 := r.Clone(context.WithValue(r.Context(), localRetriesKey{}, n+1))
+	r2.Body = io.NopCloser(bytes.NewReader(body))
+	s.mux.ServeHTTP(w, r2)
 }
 
 func baseURL(addr string) string {

@@ -25,6 +25,10 @@ type Node interface {
 	ID() string
 	Propose(ctx context.Context, c command.Command) (fsm.Result, error)
 	LeaderPeer(ctx context.Context) (node.Peer, error)
+	// NextLeader waits for a known leader whose id is not prev.
+	NextLeader(ctx context.Context, prev string) (node.Peer, error)
+	// Ready is nil once a leader is known and this node caught up.
+	Ready() error
 	Status() node.Status
 	// CaughtUp is false while a restarted node has applied less than the
 	// log it started with: its records may be older than committed state.
@@ -119,6 +123,7 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "caught_up": s.node.CaughtUp()})
 	})
+	s.mux.HandleFunc("GET /readyz", s.readyz)
 	s.handle("POST /v1/failover", s.failover)
 	s.handle("POST /v1/populate", s.populate)
 	s.handle("GET /v1/masters", s.listMasters)
@@ -141,6 +146,19 @@ func (s *Server) handle(pattern string, h http.HandlerFunc) {
 }
 
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+// readyz answers 200 once a leader is known and this node caught up, so a
+// write is served without waiting for an election and a read is current;
+// 503 with the reason otherwise. Unlike /healthz it is not a liveness
+// check: a node of a group without quorum is alive but not ready. Like
+// /healthz it needs no token, and a probe is not logged.
+func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
+	if err := s.node.Ready(); err != nil {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "not ready: " + err.Error()})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"status": "ready", "leader": s.node.Status().Leader.ID})
+}
 
 // authorize checks the bearer token against every configured token in
 // constant time (hashes first, so lengths leak nothing either).

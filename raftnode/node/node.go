@@ -84,6 +84,7 @@ type Node struct {
 
 	catchUp       catchUp
 	leaderChanges atomic.Uint64
+	leaderSeen    broadcast
 
 	snapMu      sync.Mutex
 	snapPending bool
@@ -146,7 +147,8 @@ func New(cfg Config, d Deps) (*Node, error) {
 	return n, nil
 }
 
-// watchLeader counts leader changes seen by this node, for metrics.
+// watchLeader counts leader changes seen by this node, for metrics, and
+// wakes the callers of NextLeader.
 func (n *Node) watchLeader() {
 	ch := make(chan raft.Observation, 64)
 	obs := raft.NewObserver(ch, false, func(o *raft.Observation) bool {
@@ -160,6 +162,7 @@ func (n *Node) watchLeader() {
 			select {
 			case <-ch:
 				n.leaderChanges.Add(1)
+				n.leaderSeen.notify()
 			case <-n.closed:
 				return
 			}
@@ -263,21 +266,32 @@ func (n *Node) nudgeFollowers(timeout time.Duration) {
 // LeaderPeer returns the leader as configured in Peers, waiting until ctx
 // ends for one to be elected.
 func (n *Node) LeaderPeer(ctx context.Context) (Peer, error) {
+	return n.NextLeader(ctx, "")
+}
+
+// NextLeader returns the leader once one is known whose id is not prev,
+// waiting until ctx ends: a caller holding a request for leader prev learns
+// of its successor as soon as this node does. prev "" takes any leader.
+func (n *Node) NextLeader(ctx context.Context, prev string) (Peer, error) {
+	// The observer wakes the wait at once; the ticker only covers an
+	// observation raft dropped (its channel is not blocking).
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	for {
+		seen := n.leaderSeen.wait()
 		addr, id := n.raft.LeaderWithID()
-		if id != "" {
-			if p, ok := n.peers[string(id)]; ok {
-				return p, nil
-			}
-			return Peer{ID: string(id), RaftAddr: string(addr)}, nil
+		if id != "" && string(id) != prev {
+			return n.peerOf(id, addr), nil
 		}
 		select {
 		case <-ctx.Done():
+			if prev != "" {
+				return Peer{}, fmt.Errorf("no leader other than %s: %w", prev, ErrNoLeader)
+			}
 			return Peer{}, ErrNoLeader
 		case <-n.closed:
 			return Peer{}, ErrShutdown
+		case <-seen:
 		case <-tick.C:
 		}
 	}
