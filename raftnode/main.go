@@ -98,6 +98,7 @@ func run() error {
 		Resolver:       resolver,
 		AllowLoopback:  cfg.AllowLoopback,
 		LeaderWait:     cfg.LeaderWait,
+		ApplyTimeout:   cfg.ApplyTimeout,
 		Publishers:     apiPubs,
 		Metrics:        m.Handler(),
 		Sweep:          sweepOrNil(sweeper),
@@ -109,13 +110,13 @@ func run() error {
 	if err != nil {
 		return fmt.Errorf("http listen on %s: %w", cfg.HTTPAddr, err)
 	}
-	// A write may wait for an election (LEADER_WAIT), a commit
-	// (APPLY_TIMEOUT), this node's stores (RECEIPT_TIMEOUT) and, with
-	// ?wait=all, the other nodes (WAIT_ALL_TIMEOUT); the write timeout
-	// leaves room for all of them.
+	// A write may wait for an election (LEADER_WAIT), a commit and the
+	// barrier after it (APPLY_TIMEOUT each), the leader's stores
+	// (RECEIPT_TIMEOUT) and, with ?wait=all, the other nodes
+	// (WAIT_ALL_TIMEOUT); the write timeout leaves room for all of them.
 	srv := &http.Server{
 		Handler: api, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
-		WriteTimeout: cfg.LeaderWait + cfg.ApplyTimeout + cfg.ReceiptTimeout + cfg.WaitAllTimeout + 30*time.Second,
+		WriteTimeout: api.MaxRequestTime() + 10*time.Second,
 		IdleTimeout:  2 * time.Minute,
 	}
 	log.Info("raftnode started", "node", cfg.NodeID, "raft_addr", cfg.RaftAddr, "http_addr", ln.Addr().String(),

@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
+	"time"
 )
 
 // headerForwardedBy marks a request a follower forwarded, so the receiver
@@ -41,7 +43,9 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, body []byte) {
 		s.fail(w, r, fmt.Errorf("leader %q has no usable HTTP address: %w", leader.ID, errForward))
 		return
 	}
-	req, err := http.NewRequestWithContext(r.Context(), r.Method, baseURL(leader.HTTPAddr)+r.URL.RequestURI(), bytes.NewReader(body))
+	fctx, fcancel := context.WithTimeout(r.Context(), s.leaderBudget(r))
+	defer fcancel()
+	req, err := http.NewRequestWithContext(fctx, r.Method, baseURL(leader.HTTPAddr)+r.URL.RequestURI(), bytes.NewReader(body))
 	if err != nil {
 		s.fail(w, r, fmt.Errorf("forward to leader %s: %v: %w", leader.ID, err, errForward))
 		return
@@ -52,7 +56,7 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, body []byte) {
 		}
 	}
 	req.Header.Set(headerForwardedBy, s.node.ID())
-	resp, err := s.opts.Client.Do(req)
+	resp, err := s.forwarder.Do(req)
 	if err != nil {
 		s.fail(w, r, fmt.Errorf("forward to leader %s: %v: %w", leader.ID, err, errForward))
 		return
@@ -64,6 +68,33 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, body []byte) {
 	w.Header().Set("X-Masterkv-Leader", leader.ID)
 	w.WriteHeader(resp.StatusCode)
 	_, _ = io.Copy(w, resp.Body)
+}
+
+// forwardSlack covers, in leaderBudget, the network and what the leader
+// does outside its timeouts (decoding, DNS lookups).
+const forwardSlack = 2 * time.Second
+
+// leaderBudget is the longest the leader may take to answer the write r:
+// ApplyTimeout to queue and commit it, ApplyTimeout again for the barrier
+// that makes followers apply it, ReceiptTimeout for its stores and, with
+// ?wait=all, WaitAllTimeout for the other nodes. A forward waits that long
+// (plus slack), never a fixed time: a committed write must not be reported
+// as failed because the node relaying it gave up first.
+func (s *Server) leaderBudget(r *http.Request) time.Duration {
+	b := 2*s.opts.ApplyTimeout + s.opts.ReceiptTimeout + forwardSlack
+	if r.URL.Query().Get("wait") == "all" {
+		b += s.opts.WaitAllTimeout
+	}
+	return b
+}
+
+// MaxRequestTime is the longest a request may take on this node, for the
+// HTTP server's WriteTimeout: the wait for an election (LeaderWait), the
+// leader's budget for a ?wait=all write, and a second election while the
+// write is forwarded.
+func (s *Server) MaxRequestTime() time.Duration {
+	r := &http.Request{URL: &url.URL{RawQuery: "wait=all"}}
+	return 2*s.opts.LeaderWait + s.leaderBudget(r)
 }
 
 // localRetriesKey counts, in a request's context, how often serveHere

@@ -64,8 +64,15 @@ type Options struct {
 	// LeaderWait is how long a follower waits for a leader to be elected
 	// before answering 503.
 	LeaderWait time.Duration
-	// Client forwards writes to the leader.
+	// Client forwards writes to the leader and polls the other nodes for
+	// ?wait=all. Its Timeout does not bound a forward: each forward takes
+	// its deadline from the leader's own budget (see forwardBudget), so
+	// that a write the leader is still allowed to finish is never reported
+	// as failed by the follower that relayed it.
 	Client *http.Client
+	// ApplyTimeout is the node's (node.Config.ApplyTimeout): part of the
+	// leader's budget for a write.
+	ApplyTimeout time.Duration
 	// Publishers are this node's external stores, for receipts and status.
 	Publishers []Publisher
 	// Metrics serves GET /metrics; nil leaves the route out.
@@ -86,15 +93,22 @@ type Server struct {
 	node    Node
 	masters Masters
 	opts    Options
-	tokens  [][sha256.Size]byte
-	log     *slog.Logger
-	mux     *http.ServeMux
+	// forwarder is opts.Client without its Timeout, for forwards.
+	forwarder *http.Client
+	tokens    [][sha256.Size]byte
+	log       *slog.Logger
+	mux       *http.ServeMux
 }
 
 // New returns the API of n.
 func New(n Node, m Masters, opts Options) *Server {
 	if opts.Client == nil {
-		opts.Client = &http.Client{Timeout: 15 * time.Second}
+		opts.Client = &http.Client{}
+	}
+	forwarder := *opts.Client
+	forwarder.Timeout = 0
+	if opts.ApplyTimeout <= 0 {
+		opts.ApplyTimeout = 10 * time.Second // node.Config's default
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -111,7 +125,7 @@ func New(n Node, m Masters, opts Options) *Server {
 	if opts.WaitAllTimeout <= 0 {
 		opts.WaitAllTimeout = 10 * time.Second
 	}
-	s := &Server{node: n, masters: m, opts: opts, log: opts.Logger, mux: http.NewServeMux()}
+	s := &Server{node: n, masters: m, opts: opts, forwarder: &forwarder, log: opts.Logger, mux: http.NewServeMux()}
 	for _, t := range opts.Tokens {
 		s.tokens = append(s.tokens, sha256.Sum256([]byte(t)))
 	}
