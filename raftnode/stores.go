@@ -59,7 +59,7 @@ func startPublishers(ctx context.Context, cfg config.Config, n *node.Node, layou
 		if s == publish.Store(consul) && cfg.ConsulCrossDataCenterDistribution {
 			sweeper = sweep.New(consul, n.Store(), n, sweep.Config{
 				Layout: layout, Interval: cfg.ConsulSweepInterval, Concurrency: cfg.ConsulSweepConcurrency,
-				RetryMax: cfg.StoreRetryMax, Observe: m.ObserveWrite, Logger: log.With("component", "sweep"),
+				RetryMax: cfg.StoreRetryMax, DriftRepair: cfg.DriftRepair, Observe: m.ObserveWrite, Logger: log.With("component", "sweep"),
 				Local: p,
 			})
 			go sweeper.Run(ctx)

@@ -177,6 +177,9 @@ func plan(c kvstore.Cluster, st stored) (api.TxnOps, *kvstore.Outcome) {
 			return nil, &kvstore.Outcome{Alias: c.Alias, Epoch: c.Epoch, Status: kvstore.Stale}
 		}
 	}
+	if final := keepHandEdit(c, st); final != nil {
+		return nil, final // a hand edit, kept: kvstore.Judge
+	}
 	var ops api.TxnOps
 	epochChanged := false
 	for _, p := range c.Pairs {

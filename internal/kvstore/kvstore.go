@@ -22,6 +22,12 @@ type Cluster struct {
 	// Pairs are in layout order; the first is the main key. With the epoch
 	// key enabled the last is <prefix><alias>/epoch.
 	Pairs []discovery.KVPair
+	// KeepHandEdits asks the writer to leave a hand edit alone: a store
+	// holding the cluster's own epoch with other values (see Judge). The
+	// outcome is then Edited and nothing is written. Distribution (a
+	// missing cluster, an older epoch) is written either way. The zero
+	// value rewrites hand edits (repair).
+	KeepHandEdits bool
 }
 
 // NewCluster builds the publication unit of alias from its committed master.
@@ -45,6 +51,10 @@ const (
 	Unchanged
 	// Stale: the store holds a newer epoch; nothing was written, by design.
 	Stale
+	// Edited: the store holds the cluster's epoch with other values, a
+	// hand edit, and the write asked to keep it (Cluster.KeepHandEdits);
+	// nothing was written. Keys counts the keys that differ.
+	Edited
 )
 
 func (s Status) String() string {
@@ -55,6 +65,8 @@ func (s Status) String() string {
 		return "unchanged"
 	case Stale:
 		return "stale"
+	case Edited:
+		return "edited"
 	}
 	return "failed"
 }
@@ -70,7 +82,7 @@ type Outcome struct {
 }
 
 // Done reports whether the cluster needs no retry: written, already equal,
-// or superseded by a newer epoch in the store.
+// superseded by a newer epoch in the store, or a hand edit left alone.
 func (o Outcome) Done() bool { return o.Status != Failed }
 
 // Writer publishes clusters to one store (one Consul datacenter, one

@@ -315,6 +315,9 @@ func (s *Store) plan(c kvstore.Cluster, st stored) ([]any, *kvstore.Outcome) {
 			return nil, &kvstore.Outcome{Alias: c.Alias, Epoch: c.Epoch, Status: kvstore.Stale}
 		}
 	}
+	if final := keepHandEdit(c, st); final != nil {
+		return nil, final // a hand edit, kept: kvstore.Judge
+	}
 	var ops []any
 	writes := 0
 	for _, p := range c.Pairs {

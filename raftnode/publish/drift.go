@@ -8,8 +8,11 @@ import (
 
 // checkDrift reads the store for real and compares it with the committed
 // records it already confirmed. A cluster still waiting to be written is
-// not drift. Repair is opt-in: an operator may have edited the store by
-// hand during an incident.
+// not drift. What differs is judged by the one rule (kvstore.Judge): a
+// missing cluster or an older epoch (a wiped store, a restored backup) is
+// distribution and is written back; the committed epoch with other values
+// is a hand edit, reported, and rewritten only with repair on: an operator
+// may have edited the store by hand during an incident.
 //
 // It runs off the write loop (see Run) and may take seconds; what it marks
 // for repair is written once Run hears it finished.
@@ -40,6 +43,7 @@ func (p *Publisher) checkDrift(ctx context.Context) {
 		clusters = differ
 	}
 	var drifted []string
+	var found []finding
 	for start := 0; start < len(clusters); start += p.cfg.BatchSize {
 		chunk := clusters[start:min(start+p.cfg.BatchSize, len(clusters))]
 		obs, err := p.store.Read(ctx, chunk)
@@ -48,21 +52,32 @@ func (p *Publisher) checkDrift(ctx context.Context) {
 			return
 		}
 		for _, c := range chunk {
-			if keys := kvstore.Diff(c, obs[c.Alias]); len(keys) > 0 {
-				if epoch, _ := kvstore.ParseEpoch(obs[c.Alias][c.EpochKey()]); c.EpochKey() != "" && epoch > c.Epoch {
-					continue // a newer writer owns it; not ours to call drift
-				}
-				drifted = append(drifted, c.Alias)
-				p.log.Warn("drift: store differs from committed state", "cluster", c.Alias, "keys", keys, "repair", p.cfg.DriftRepair)
+			v := kvstore.JudgeObserved(c, obs[c.Alias])
+			if v == kvstore.Same || v == kvstore.Ahead {
+				continue // Ahead: a newer writer owns it; not ours to call drift
 			}
+			drifted = append(drifted, c.Alias)
+			found = append(found, finding{c.Alias, c.Epoch, v})
+			p.log.Warn("drift: store differs from committed state", "cluster", c.Alias, "keys", kvstore.Diff(c, obs[c.Alias]),
+				"verdict", v.String(), "repair", p.cfg.DriftRepair || v == kvstore.Behind)
 		}
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.status.Drift, p.status.DriftCheckedAt = drifted, p.cfg.Now()
-	if p.cfg.DriftRepair {
-		for _, a := range drifted {
-			p.force[a] = true
+	for _, f := range found {
+		// Distribution is always written; a hand edit only with repair.
+		if f.verdict == kvstore.Behind || p.cfg.DriftRepair {
+			p.force[f.alias] = true
+			continue
 		}
+		p.noteEdit(f.alias, f.epoch)
 	}
+}
+
+// finding is one drifted cluster and what kvstore.Judge made of it.
+type finding struct {
+	alias   string
+	epoch   uint64
+	verdict kvstore.Verdict
 }

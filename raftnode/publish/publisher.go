@@ -47,7 +47,10 @@ type Config struct {
 	// DriftInterval is how often the store is read back and compared with
 	// the committed state; 0 turns drift checks off.
 	DriftInterval time.Duration
-	// DriftRepair rewrites drifted clusters instead of only reporting them.
+	// DriftRepair rewrites hand edits (a store holding a cluster's own
+	// epoch with other values) instead of only reporting them. A missing
+	// cluster or an older epoch is distribution and is written either way
+	// (kvstore.Judge), by every write, drift check and pass.
 	DriftRepair bool
 	// SweepInterval, when set, makes the publisher read and compare every
 	// cluster (writing what differs) at start and at this interval: the
@@ -73,8 +76,9 @@ type Publisher struct {
 	attempts map[string]attempt // last outcome per cluster
 	changed  chan struct{}      // closed and replaced after every batch
 	status   Status
-	force    map[string]bool // drifted clusters to rewrite
-	sweep    *sweepPass      // the pass in progress, if any
+	force    map[string]bool   // drifted clusters to rewrite
+	edits    map[string]uint64 // hand edits left alone, by the epoch they were found at
+	sweep    *sweepPass        // the pass in progress, if any
 
 	sweepNow  chan struct{} // Sweep's requests
 	surveyed  chan survey   // the read that starts a pass, when done
@@ -117,6 +121,7 @@ func New(store Store, src Source, cfg Config) *Publisher {
 		changed:   make(chan struct{}),
 		status:    Status{Store: store.Name()},
 		force:     map[string]bool{},
+		edits:     map[string]uint64{},
 		sweepNow:  make(chan struct{}, 1),
 		surveyed:  make(chan survey, 1),
 		driftDone: make(chan struct{}, 1),
@@ -235,9 +240,11 @@ func (p *Publisher) publishOnce(ctx context.Context) (wrote, more, failed bool) 
 	}
 	batch := dirty[:min(len(dirty), p.cfg.BatchSize)]
 	clusters := make([]kvstore.Cluster, len(batch))
+	p.mu.Lock()
 	for i, r := range batch {
-		clusters[i] = kvstore.NewCluster(p.cfg.Layout, r.Cluster, r.Master, r.Epoch)
+		clusters[i] = p.cluster(r)
 	}
+	p.mu.Unlock()
 	start := p.cfg.Now()
 	outs := p.store.Write(ctx, clusters)
 	if p.cfg.Observe != nil {
@@ -264,6 +271,16 @@ func (p *Publisher) publishOnce(ctx context.Context) (wrote, more, failed bool) 
 	}
 	p.notify()
 	return true, len(dirty) > len(batch), failed
+}
+
+// cluster builds r's publication unit; p.mu is held. Hand edits are kept
+// unless repair is on. Without an epoch key the store cannot tell an older
+// master from a hand edit, so an epoch this store has not confirmed yet is
+// written as distribution (after a restart: every cluster once).
+func (p *Publisher) cluster(r fsm.Record) kvstore.Cluster {
+	c := kvstore.NewCluster(p.cfg.Layout, r.Cluster, r.Master, r.Epoch)
+	c.KeepHandEdits = !p.cfg.DriftRepair && (c.EpochKey() != "" || r.Epoch <= p.applied[r.Cluster])
+	return c
 }
 
 // settle records what the store did with a cluster, for receipts and for
@@ -296,6 +313,22 @@ func (p *Publisher) settleRead(o kvstore.Outcome) {
 	if o.Status == kvstore.Stale {
 		p.log.Warn("store holds a newer epoch; left it alone", "cluster", o.Alias, "epoch", o.Epoch)
 	}
+	if o.Status == kvstore.Edited {
+		p.noteEdit(o.Alias, o.Epoch)
+	} else if e, ok := p.edits[o.Alias]; ok && o.Epoch >= e {
+		delete(p.edits, o.Alias)
+	}
+}
+
+// noteEdit reports a hand edit left alone, logging it once per cluster and
+// epoch; p.mu is held.
+func (p *Publisher) noteEdit(alias string, epoch uint64) {
+	if e, ok := p.edits[alias]; ok && e >= epoch {
+		return
+	}
+	p.edits[alias] = epoch
+	p.log.Warn("hand edit: the store holds the committed epoch with other values; left alone (MASTERKV_DRIFT_REPAIR=false)",
+		"cluster", alias, "epoch", epoch)
 }
 
 // notify wakes receipt waiters; p.mu is held.

@@ -2,6 +2,8 @@ package publish
 
 import (
 	"context"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/masterkv/masterkv/internal/kvstore"
@@ -20,10 +22,16 @@ type Status struct {
 	Unchanged    uint64    `json:"unchanged"`
 	Stale        uint64    `json:"stale"`
 	Failed       uint64    `json:"failed"`
+	// Edited counts writes that found a hand edit and left it alone.
+	Edited uint64 `json:"edited"`
 	// Drift lists clusters whose stored keys differ from the committed
 	// state at the last check.
 	Drift          []string  `json:"drift,omitempty"`
 	DriftCheckedAt time.Time `json:"drift_checked_at,omitzero"`
+	// HandEdits lists clusters whose store holds their committed epoch
+	// with other values (edited by hand), left alone because repair is
+	// off.
+	HandEdits []string `json:"hand_edits,omitempty"`
 	// KeysWritten counts keys changed in the store since start.
 	KeysWritten uint64 `json:"keys_written"`
 	// LastSweep is the last full pass, for publishers that sweep.
@@ -39,6 +47,8 @@ func (s *Status) count(o kvstore.Outcome) {
 		s.Unchanged++
 	case kvstore.Stale:
 		s.Stale++
+	case kvstore.Edited:
+		s.Edited++
 	default:
 		s.Failed++
 	}
@@ -50,6 +60,7 @@ func (p *Publisher) Status() Status {
 	defer p.mu.Unlock()
 	s := p.status
 	s.Drift = append([]string(nil), s.Drift...)
+	s.HandEdits = slices.Sorted(maps.Keys(p.edits))
 	if s.LastSweep != nil {
 		r := *s.LastSweep
 		s.LastSweep = &r
@@ -90,6 +101,8 @@ func describe(o kvstore.Outcome) string {
 		return "ok"
 	case kvstore.Stale:
 		return "stale: the store holds a newer epoch"
+	case kvstore.Edited:
+		return "edited: the store holds this epoch with values edited by hand; left alone (repair is off)"
 	}
 	return "error: " + o.Err.Error()
 }

@@ -17,8 +17,11 @@ type SweepReport struct {
 	KeysUnchanged int           `json:"keys_unchanged"`
 	KeysFailed    int           `json:"keys_failed"`
 	// Stale counts clusters left alone because the store held a newer epoch.
-	Stale     int    `json:"stale"`
-	LastError string `json:"last_error,omitempty"`
+	Stale int `json:"stale"`
+	// HandEdited counts clusters left alone because the store held their
+	// epoch with values edited by hand (repair off).
+	HandEdited int    `json:"hand_edited"`
+	LastError  string `json:"last_error,omitempty"`
 }
 
 // sweepPass is a pass in progress. It starts with one read of every
@@ -169,6 +172,10 @@ func (p *Publisher) sweepRecord(clusters []kvstore.Cluster, outs []kvstore.Outco
 		case kvstore.Stale:
 			r.KeysRead += keys
 			r.Stale++
+		case kvstore.Edited:
+			r.KeysRead += keys
+			r.KeysUnchanged += keys
+			r.HandEdited++
 		default:
 			r.KeysFailed += keys
 			r.LastError = o.Err.Error()

@@ -39,8 +39,11 @@ type Config struct {
 	// LeaderPoll is how often leadership is checked (default 250ms).
 	LeaderPoll time.Duration
 	RetryMax   time.Duration
-	Observe    func(store string, seconds float64, outs []kvstore.Outcome)
-	Logger     *slog.Logger
+	// DriftRepair rewrites hand edits in the datacenters too (see
+	// publish.Config.DriftRepair); distribution is written either way.
+	DriftRepair bool
+	Observe     func(store string, seconds float64, outs []kvstore.Outcome)
+	Logger      *slog.Logger
 	// Local is this node's own publisher into its Consul agent's
 	// datacenter, if any. The sweep then leaves that datacenter to it and
 	// only asks it for a pass every interval: one writer per datacenter
@@ -150,7 +153,7 @@ func (s *Sweeper) refresh(ctx context.Context) (localPass bool) {
 		store := &limited{Store: s.consul.ForDatacenter(dc), sem: s.sem}
 		p := publish.New(store, s.src, publish.Config{
 			Layout: s.cfg.Layout, Ready: s.node.CaughtUp, SweepInterval: s.cfg.Interval,
-			RetryMax: s.cfg.RetryMax, Observe: s.cfg.Observe, Logger: s.cfg.Logger,
+			RetryMax: s.cfg.RetryMax, DriftRepair: s.cfg.DriftRepair, Observe: s.cfg.Observe, Logger: s.cfg.Logger,
 		})
 		pctx, cancel := context.WithCancel(ctx)
 		d := &dcPublisher{pub: p, cancel: cancel, done: make(chan struct{})}
