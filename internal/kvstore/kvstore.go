@@ -55,6 +55,9 @@ const (
 	// hand edit, and the write asked to keep it (Cluster.KeepHandEdits);
 	// nothing was written. Keys counts the keys that differ.
 	Edited
+	// Refused: the store refused the cluster for good (see Refuser); Err
+	// says why. Retry only when the cluster changes.
+	Refused
 )
 
 func (s Status) String() string {
@@ -67,6 +70,8 @@ func (s Status) String() string {
 		return "stale"
 	case Edited:
 		return "edited"
+	case Refused:
+		return "refused"
 	}
 	return "failed"
 }
@@ -83,7 +88,8 @@ type Outcome struct {
 
 // Done reports whether the cluster needs no retry: written, already equal,
 // superseded by a newer epoch in the store, or a hand edit left alone.
-func (o Outcome) Done() bool { return o.Status != Failed }
+// Failed and Refused are not done.
+func (o Outcome) Done() bool { return o.Status != Failed && o.Status != Refused }
 
 // Writer publishes clusters to one store (one Consul datacenter, one
 // ZooKeeper ensemble). Write returns one outcome per cluster, in order.

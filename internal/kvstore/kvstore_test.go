@@ -80,7 +80,7 @@ func TestStatusAndDone(t *testing.T) {
 		s    kvstore.Status
 		name string
 		done bool
-	}{{kvstore.Failed, "failed", false}, {kvstore.Written, "written", true}, {kvstore.Unchanged, "unchanged", true}, {kvstore.Stale, "stale", true}, {kvstore.Edited, "edited", true}} {
+	}{{kvstore.Failed, "failed", false}, {kvstore.Written, "written", true}, {kvstore.Unchanged, "unchanged", true}, {kvstore.Stale, "stale", true}, {kvstore.Edited, "edited", true}, {kvstore.Refused, "refused", false}} {
 		if got := tc.s.String(); got != tc.name {
 			t.Errorf("String() = %q, want %q", got, tc.name)
 		}

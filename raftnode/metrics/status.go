@@ -39,6 +39,7 @@ var (
 	descAppliedEpoch  = prometheus.NewDesc("masterkv_store_applied_epoch", "Highest epoch a store confirmed.", []string{"store"}, nil)
 	descDrift         = prometheus.NewDesc("masterkv_store_drift_clusters", "Clusters whose stored keys differed from committed state at the last drift check.", []string{"store"}, nil)
 	descHandEdits     = prometheus.NewDesc("masterkv_store_hand_edited_clusters", "Clusters a store holds at their committed epoch with values edited by hand, left alone because repair is off.", []string{"store"}, nil)
+	descRefused       = prometheus.NewDesc("masterkv_store_refused_clusters", "Clusters a store refuses for good at their committed epoch (an ACL that denies their keys, a path it cannot hold), left out until their epoch changes.", []string{"store"}, nil)
 	descSweepSeconds  = prometheus.NewDesc("masterkv_sweep_duration_seconds", "Duration of the last full sweep pass into a datacenter.", []string{"store"}, nil)
 	descSweepKeys     = prometheus.NewDesc("masterkv_sweep_keys", "Keys of the last full sweep pass by kind (read, written, unchanged, failed).", []string{"store", "kind"}, nil)
 )
@@ -46,7 +47,7 @@ var (
 // Describe implements prometheus.Collector.
 func (c *StatusCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descState, descLeaderChanges, descIndex, descCaughtUp, descClusters,
-		descBacklog, descAppliedEpoch, descDrift, descHandEdits, descSweepSeconds, descSweepKeys} {
+		descBacklog, descAppliedEpoch, descDrift, descHandEdits, descRefused, descSweepSeconds, descSweepKeys} {
 		ch <- d
 	}
 }
@@ -72,6 +73,7 @@ func (c *StatusCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descAppliedEpoch, prometheus.GaugeValue, float64(s.AppliedEpoch), s.Store)
 		ch <- prometheus.MustNewConstMetric(descDrift, prometheus.GaugeValue, float64(len(s.Drift)), s.Store)
 		ch <- prometheus.MustNewConstMetric(descHandEdits, prometheus.GaugeValue, float64(len(s.HandEdits)), s.Store)
+		ch <- prometheus.MustNewConstMetric(descRefused, prometheus.GaugeValue, float64(len(s.Refused)), s.Store)
 		if r := s.LastSweep; r != nil {
 			ch <- prometheus.MustNewConstMetric(descSweepSeconds, prometheus.GaugeValue, r.Duration.Seconds(), s.Store)
 			for kind, v := range map[string]int{"read": r.KeysRead, "written": r.KeysWritten, "unchanged": r.KeysUnchanged, "failed": r.KeysFailed} {

@@ -56,6 +56,10 @@ type Config struct {
 	// cluster (writing what differs) at start and at this interval: the
 	// cross-datacenter sweep. Each pass is reported in Status.LastSweep.
 	SweepInterval time.Duration
+	// RefusedRetry is how long a cluster the store refused for good (see
+	// kvstore.Refuser) is left out before it is tried again at the same
+	// epoch (default 5m); a new epoch is tried at once.
+	RefusedRetry time.Duration
 	// Observe, when set, is told the duration and outcomes of every Write,
 	// for metrics.
 	Observe func(store string, seconds float64, outs []kvstore.Outcome)
@@ -76,9 +80,10 @@ type Publisher struct {
 	attempts map[string]attempt // last outcome per cluster
 	changed  chan struct{}      // closed and replaced after every batch
 	status   Status
-	force    map[string]bool   // drifted clusters to rewrite
-	edits    map[string]uint64 // hand edits left alone, by the epoch they were found at
-	sweep    *sweepPass        // the pass in progress, if any
+	force    map[string]bool    // drifted clusters to rewrite
+	edits    map[string]uint64  // hand edits left alone, by the epoch they were found at
+	refused  map[string]refusal // clusters the store refuses for good
+	sweep    *sweepPass         // the pass in progress, if any
 
 	sweepNow  chan struct{} // Sweep's requests
 	surveyed  chan survey   // the read that starts a pass, when done
@@ -104,6 +109,9 @@ func New(store Store, src Source, cfg Config) *Publisher {
 	if cfg.RetryMax < cfg.RetryMin {
 		cfg.RetryMax = 30 * time.Second
 	}
+	if cfg.RefusedRetry <= 0 {
+		cfg.RefusedRetry = 5 * time.Minute
+	}
 	if cfg.BatchSize <= 0 {
 		cfg.BatchSize = 1000
 	}
@@ -122,6 +130,7 @@ func New(store Store, src Source, cfg Config) *Publisher {
 		status:    Status{Store: store.Name()},
 		force:     map[string]bool{},
 		edits:     map[string]uint64{},
+		refused:   map[string]refusal{},
 		sweepNow:  make(chan struct{}, 1),
 		surveyed:  make(chan survey, 1),
 		driftDone: make(chan struct{}, 1),
@@ -155,6 +164,8 @@ func (p *Publisher) Run(ctx context.Context) {
 		sweep = t.C
 		p.startSweep(ctx)
 	}
+	refusedTick := time.NewTicker(p.cfg.RefusedRetry) // refusals due for another try
+	defer refusedTick.Stop()
 	wait := time.NewTimer(0)
 	defer wait.Stop()
 	for {
@@ -163,6 +174,7 @@ func (p *Publisher) Run(ctx context.Context) {
 			return
 		case <-watch:
 		case <-wait.C:
+		case <-refusedTick.C:
 		case <-drift:
 			if p.ready() && !p.drifting {
 				p.drifting = true
@@ -222,7 +234,7 @@ func (p *Publisher) dirty() []fsm.Record {
 	defer p.mu.Unlock()
 	var out []fsm.Record
 	for _, r := range recs {
-		if r.Epoch > p.applied[r.Cluster] || p.force[r.Cluster] {
+		if (r.Epoch > p.applied[r.Cluster] || p.force[r.Cluster]) && !p.leftOut(r.Cluster, r.Epoch) {
 			out = append(out, r)
 		}
 	}
@@ -238,6 +250,7 @@ func (p *Publisher) publishOnce(ctx context.Context) (wrote, more, failed bool) 
 	if len(dirty) == 0 {
 		return false, false, false
 	}
+	refused := 0
 	batch := dirty[:min(len(dirty), p.cfg.BatchSize)]
 	clusters := make([]kvstore.Cluster, len(batch))
 	p.mu.Lock()
@@ -247,6 +260,7 @@ func (p *Publisher) publishOnce(ctx context.Context) (wrote, more, failed bool) 
 	p.mu.Unlock()
 	start := p.cfg.Now()
 	outs := p.store.Write(ctx, clusters)
+	p.settleRefusals(ctx, clusters, outs)
 	if p.cfg.Observe != nil {
 		p.cfg.Observe(p.store.Name(), p.cfg.Now().Sub(start).Seconds(), outs)
 	}
@@ -255,16 +269,19 @@ func (p *Publisher) publishOnce(ctx context.Context) (wrote, more, failed bool) 
 	p.sweepRecord(clusters, outs)
 	for _, o := range outs {
 		p.status.count(o)
-		if !o.Done() {
+		switch o.Status {
+		case kvstore.Failed:
 			failed = true
 			p.status.LastError, p.status.LastErrorAt = o.Err.Error(), p.cfg.Now()
+		case kvstore.Refused:
+			refused++ // not a reason to back off: the others go on
 		}
 		p.settle(o)
 	}
 	p.status.LastWriteAt = p.cfg.Now()
 	p.status.Backlog = len(dirty) - len(batch)
 	if failed {
-		p.status.Backlog = len(dirty)
+		p.status.Backlog = len(dirty) - refused
 		p.log.Warn("store write failed; will retry", "clusters", len(batch), "err", p.status.LastError)
 	} else {
 		p.log.Debug("store written", "clusters", len(batch), "duration", p.cfg.Now().Sub(start))
@@ -286,8 +303,14 @@ func (p *Publisher) cluster(r fsm.Record) kvstore.Cluster {
 // settle records what the store did with a cluster, for receipts and for
 // what is dirty; p.mu is held.
 func (p *Publisher) settle(o kvstore.Outcome) {
-	if o.Done() {
+	if o.Done() || o.Status == kvstore.Refused {
 		delete(p.force, o.Alias)
+	}
+	switch {
+	case o.Status == kvstore.Refused:
+		p.noteRefusal(o)
+	case o.Done():
+		delete(p.refused, o.Alias)
 	}
 	p.settleRead(o)
 }

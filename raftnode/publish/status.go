@@ -24,6 +24,12 @@ type Status struct {
 	Failed       uint64    `json:"failed"`
 	// Edited counts writes that found a hand edit and left it alone.
 	Edited uint64 `json:"edited"`
+	// Refusals counts writes the store refused for good (see Refused).
+	Refusals uint64 `json:"refusals"`
+	// Refused lists clusters the store refuses for good at their committed
+	// epoch (an ACL that denies their keys, a path it cannot hold). They are
+	// left out of later writes until their epoch changes, or RefusedRetry.
+	Refused []string `json:"refused,omitempty"`
 	// Drift lists clusters whose stored keys differ from the committed
 	// state at the last check.
 	Drift          []string  `json:"drift,omitempty"`
@@ -49,6 +55,8 @@ func (s *Status) count(o kvstore.Outcome) {
 		s.Stale++
 	case kvstore.Edited:
 		s.Edited++
+	case kvstore.Refused:
+		s.Refusals++
 	default:
 		s.Failed++
 	}
@@ -61,6 +69,7 @@ func (p *Publisher) Status() Status {
 	s := p.status
 	s.Drift = append([]string(nil), s.Drift...)
 	s.HandEdits = slices.Sorted(maps.Keys(p.edits))
+	s.Refused = slices.Sorted(maps.Keys(p.refused))
 	if s.LastSweep != nil {
 		r := *s.LastSweep
 		s.LastSweep = &r
@@ -103,6 +112,8 @@ func describe(o kvstore.Outcome) string {
 		return "stale: the store holds a newer epoch"
 	case kvstore.Edited:
 		return "edited: the store holds this epoch with values edited by hand; left alone (repair is off)"
+	case kvstore.Refused:
+		return "refused: " + o.Err.Error()
 	}
 	return "error: " + o.Err.Error()
 }
