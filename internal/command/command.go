@@ -64,10 +64,20 @@ type Entry struct {
 
 // FailoverPayload sets Cluster's master. When Expected (host:port) is set,
 // the change is refused unless the current master is Expected or already
-// the new master, so a late webhook cannot roll the cluster back.
+// the new master, so a late webhook cannot roll the cluster back past a
+// later, different master; compared by value, it cannot tell A from A
+// again after a failback (ABA).
+//
+// ExpectedEpoch, when set, is an epoch the sender saw for the cluster
+// before the failure: the change is refused unless the master has not
+// changed since that epoch, or the change right after it already set the
+// very master asked for (a redelivery, answered without a new commit).
+// It holds across failbacks. See raftnode/DESIGN.md "`expected` and
+// reordering".
 type FailoverPayload struct {
 	Entry
-	Expected string `json:"expected,omitempty"`
+	Expected      string `json:"expected,omitempty"`
+	ExpectedEpoch uint64 `json:"expected_epoch,omitempty"`
 }
 
 // SubmitPayload re-commits Cluster, or every cluster when Cluster is empty.

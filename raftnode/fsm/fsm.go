@@ -48,6 +48,7 @@ type seenID struct {
 type FSM struct {
 	mu      sync.RWMutex
 	records map[string]Record
+	changes map[string]change // when each master was set, for expected_epoch
 	ids     map[string]*seenID
 	idOrder []*seenID // by SeenAt, oldest first, for expiry
 	clock   int64     // command clock, Unix ms: see nextClock
@@ -62,7 +63,7 @@ var _ raft.FSM = (*FSM)(nil)
 
 // New returns an empty store.
 func New() *FSM {
-	return &FSM{records: map[string]Record{}, ids: map[string]*seenID{}, watchers: map[chan struct{}]struct{}{}}
+	return &FSM{records: map[string]Record{}, changes: map[string]change{}, ids: map[string]*seenID{}, watchers: map[chan struct{}]struct{}{}}
 }
 
 // Apply commits one log entry. It panics on an entry it cannot decode:
@@ -153,12 +154,17 @@ func (f *FSM) record(index uint64, c command.Command, e command.Entry) Record {
 		Cluster: e.Cluster, Master: e.Master, Epoch: index,
 		UpdatedAt: time.UnixMilli(c.At).UTC(), Source: c.Type, RequestID: c.ID,
 	}
+	old, existed := f.records[e.Cluster]
 	f.records[e.Cluster] = r
+	f.trackChange(old, existed, r)
 	return r
 }
 
 func (f *FSM) applyFailover(index uint64, c command.Command) Result {
 	p := c.Failover
+	if p.ExpectedEpoch != 0 {
+		return f.applyFailoverAtEpoch(index, c)
+	}
 	cur, exists := f.records[p.Cluster]
 	if p.Expected != "" && exists {
 		now := cur.Master.HostPort()
@@ -313,6 +319,9 @@ func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 	st := state{Clock: f.clock, Index: f.index, Records: make([]Record, 0, len(f.records)), IDs: make([]seenID, 0, len(f.idOrder))}
 	for _, a := range sortedKeys(f.records) {
 		st.Records = append(st.Records, f.records[a])
+		if ch, ok := f.changes[a]; ok {
+			st.Changes = append(st.Changes, changeEntry{Cluster: a, change: ch})
+		}
 	}
 	for _, s := range f.idOrder {
 		if f.ids[s.ID] == s {
@@ -333,6 +342,10 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	for _, r := range st.Records {
 		records[r.Cluster] = r
 	}
+	changes := make(map[string]change, len(st.Changes))
+	for _, ch := range st.Changes {
+		changes[ch.Cluster] = ch.change
+	}
 	ids := make(map[string]*seenID, len(st.IDs))
 	order := make([]*seenID, 0, len(st.IDs))
 	for i := range st.IDs {
@@ -341,7 +354,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 		order = append(order, s)
 	}
 	f.mu.Lock()
-	f.records, f.ids, f.idOrder, f.clock, f.index = records, ids, order, st.Clock, st.Index
+	f.records, f.changes, f.ids, f.idOrder, f.clock, f.index = records, changes, ids, order, st.Clock, st.Index
 	f.restore++
 	f.mu.Unlock()
 	f.notify()

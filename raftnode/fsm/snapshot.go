@@ -14,7 +14,11 @@ type state struct {
 	Clock   int64    `json:"clock"`
 	Index   uint64   `json:"index"`
 	Records []Record `json:"records"`
-	IDs     []seenID `json:"ids"`
+	// Changes says when each record's master was set (for expected_epoch),
+	// sorted by cluster; absent from older snapshots, ignored by older
+	// releases.
+	Changes []changeEntry `json:"changes,omitempty"`
+	IDs     []seenID      `json:"ids"`
 }
 
 func readState(r io.Reader) (state, error) {

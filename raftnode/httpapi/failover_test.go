@@ -196,3 +196,37 @@ func TestRotatedTokens(t *testing.T) {
 		}
 	}
 }
+
+// TestFailoverExpectedEpochABA runs A→B, the failback B→A, then a late
+// redelivery of the first hook (no id), each with the expected_epoch the
+// hook read before posting. The redelivery answers 409 and A stays on every
+// node; a redelivery of the failback answers its receipt again, marked
+// duplicate, and leaves the record at its epoch. (Both are raft entries:
+// the refusal and the recognition are replicated outcomes.)
+func TestFailoverExpectedEpochABA(t *testing.T) {
+	c := newAPICluster(t, clusterOptions{})
+	a := c.mustFailover(t, c.leader(t), `{"cluster":"orders","host":"10.0.0.5","port":3306}`)
+	c.waitRecord(t, "orders", "10.0.0.5:3306", a.Epoch)
+
+	// The hook sends form fields, expected_epoch templated in as a string.
+	first := fmt.Sprintf("cluster=orders&host=10.0.0.6&port=3306&expected=10.0.0.5%%3A3306&expected_epoch=%d", a.Epoch)
+	b := c.mustFailover(t, c.follower(t), first)
+	failback := fmt.Sprintf(`{"cluster":"orders","host":"10.0.0.5","port":3306,"expected":"10.0.0.6:3306","expected_epoch":"%d"}`, b.Epoch)
+	back := c.mustFailover(t, c.follower(t), failback)
+	c.waitRecord(t, "orders", "10.0.0.5:3306", back.Epoch)
+
+	for _, tg := range c.targets(t) {
+		t.Run("late first hook to "+tg.name, func(t *testing.T) {
+			r := c.do(t, tg.node, http.MethodPost, "/v1/failover", first)
+			mustAPIError(t, r, http.StatusConflict, "", fmt.Sprintf("expected_epoch %d", a.Epoch))
+			c.assertRecordEverywhere(t, "orders", "10.0.0.5:3306", back.Epoch)
+		})
+		t.Run("redelivered failback to "+tg.name, func(t *testing.T) {
+			got := c.mustFailover(t, tg.node, failback)
+			if got.Epoch != back.Epoch || !got.Duplicate || got.Master != "10.0.0.5:3306" {
+				t.Errorf("redelivery answered %s at epoch %d, duplicate %v; want 10.0.0.5:3306 at %d, duplicate", got.Master, got.Epoch, got.Duplicate, back.Epoch)
+			}
+			c.assertRecordEverywhere(t, "orders", "10.0.0.5:3306", back.Epoch)
+		})
+	}
+}

@@ -109,7 +109,7 @@ func (s *Server) failover(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c := command.Command{Type: command.Failover, ID: id, Failover: &command.FailoverPayload{
-		Entry: command.Entry{Cluster: alias, Master: m}, Expected: in.Expected}}
+		Entry: command.Entry{Cluster: alias, Master: m}, Expected: in.Expected, ExpectedEpoch: in.ExpectedEpoch.n}}
 	c.Fingerprint = command.Fingerprint(c) // of the request as sent, before DNS
 	if c.Failover.Master, err = s.completeMaster(r.Context(), "", m); err != nil {
 		s.fail(w, r, err)

@@ -59,6 +59,26 @@ func (p *portValue) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
+// epochValue accepts a JSON number or a string of digits, like portValue:
+// a hook templates the epoch it read into JSON either way.
+type epochValue struct {
+	set bool
+	n   uint64
+}
+
+func (e *epochValue) UnmarshalJSON(b []byte) error {
+	s := strings.Trim(string(b), `"`)
+	if s == "null" {
+		return nil
+	}
+	n, err := strconv.ParseUint(s, 10, 64)
+	if err != nil || n == 0 {
+		return fieldErr("expected_epoch", "must be a positive integer (an epoch of the cluster's record), got %s", b)
+	}
+	e.set, e.n = true, n
+	return nil
+}
+
 // masterInput is one master as sent by a caller.
 type masterInput struct {
 	Cluster string    `json:"cluster"`
@@ -82,11 +102,12 @@ func (in masterInput) entry(field string) (string, discovery.Master, error) {
 // failoverInput is the body of POST /v1/failover.
 type failoverInput struct {
 	masterInput
-	Expected string `json:"expected"`
-	ID       string `json:"id"`
+	Expected      string     `json:"expected"`
+	ExpectedEpoch epochValue `json:"expected_epoch"`
+	ID            string     `json:"id"`
 }
 
-var failoverFields = []string{"cluster", "host", "port", "ipv4", "ipv6", "expected", "id"}
+var failoverFields = []string{"cluster", "host", "port", "ipv4", "ipv6", "expected", "expected_epoch", "id"}
 
 // isJSON tells JSON from a form body by its first byte, because
 // `curl -d '{...}'` labels JSON as a form.
@@ -129,6 +150,11 @@ func parseFailover(body []byte) (failoverInput, error) {
 	in.Expected, in.ID = form.Get("expected"), form.Get("id")
 	if p := form.Get("port"); p != "" {
 		if err := in.Port.UnmarshalJSON([]byte(p)); err != nil {
+			return in, err
+		}
+	}
+	if _, ok := form["expected_epoch"]; ok {
+		if err := in.ExpectedEpoch.UnmarshalJSON([]byte(form.Get("expected_epoch"))); err != nil {
 			return in, err
 		}
 	}

@@ -111,6 +111,15 @@ func badInputs() []badInput {
 		{name: "ipv6 mapped ipv4", body: failoverJSON("ipv6", `"::ffff:10.0.0.5"`), status: 400, field: "ipv6"},
 		{name: "expected without port", body: failoverJSON("expected", `"10.0.0.4"`), status: 400, field: "expected"},
 		{name: "expected with bad port", body: failoverJSON("expected", `"10.0.0.4:abc"`), status: 400, field: "expected"},
+		{name: "expected_epoch 0", body: failoverJSON("expected_epoch", "0"), status: 400, field: "expected_epoch", contains: []string{"positive integer"}},
+		{name: "expected_epoch negative", body: failoverJSON("expected_epoch", "-3"), status: 400, field: "expected_epoch", contains: []string{"positive integer"}},
+		{name: "expected_epoch fraction", body: failoverJSON("expected_epoch", "7.5"), status: 400, field: "expected_epoch"},
+		{name: "expected_epoch abc", body: failoverJSON("expected_epoch", `"abc"`), status: 400, field: "expected_epoch"},
+		{name: "expected_epoch bool", body: failoverJSON("expected_epoch", "true"), status: 400, field: "expected_epoch"},
+		{name: "expected_epoch past uint64", body: failoverJSON("expected_epoch", "18446744073709551616"), status: 400, field: "expected_epoch"},
+		{name: "expected_epoch empty form", body: "cluster=orders&host=10.0.0.5&port=3306&expected_epoch=", status: 400, field: "expected_epoch"},
+		{name: "expected_epoch abc form", body: "cluster=orders&host=10.0.0.5&port=3306&expected_epoch=abc", status: 400, field: "expected_epoch"},
+		{name: "expected_epoch unexpanded placeholder form", body: "cluster=orders&host=10.0.0.5&port=3306&expected_epoch=%7Bepoch%7D", status: 400, field: "expected_epoch"},
 
 		// Loopback masters.
 		{name: "loopback host 127.0.0.1", body: failoverJSON("host", `"127.0.0.1"`), status: 400, field: "host", contains: []string{"loopback"}},
