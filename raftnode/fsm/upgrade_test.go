@@ -50,9 +50,12 @@ func TestApplySkipsUnknownIgnorableCommand(t *testing.T) {
 		t.Errorf("AppliedIndex() = %d after the skipped entry, want 2", got)
 	}
 	checkRecords(t, f, []fsm.Record{rec("main", m1, 1, t0, command.Failover, "a")})
-	// Everything but the applied index is as before: records, ids, clock.
+	// Everything but the applied index and the clock (see
+	// TestSkipMovesTheCommandClock) is as before: records, ids.
 	after := persist(t, f)
-	if got, want := bytes.Replace(after, []byte(`"index":2`), []byte(`"index":1`), 1), before; !bytes.Equal(got, want) {
+	after = bytes.Replace(after, []byte(`"index":2`), []byte(`"index":1`), 1)
+	after = bytes.Replace(after, []byte(fmt.Sprintf(`"clock":%d`, t0+1000)), []byte(fmt.Sprintf(`"clock":%d`, t0)), 1)
+	if got, want := after, before; !bytes.Equal(got, want) {
 		t.Errorf("state changed by a skipped entry:\nbefore %s\nafter  %s", before, after)
 	}
 	// The skipped entry's id is not remembered: it never ran here.
@@ -76,4 +79,16 @@ func TestApplyPanicsOnUnknownRequiredCommand(t *testing.T) {
 		}
 	}()
 	f.Apply(&raft.Log{Index: 3, Term: 1, Type: raft.LogCommand, Data: futureEntry(false)})
+}
+
+// TestSkipMovesTheCommandClock: a node that skips an ignorable entry must
+// keep the same command clock as a node that applies it, or the two expire
+// remembered ids at different times and answer retries differently.
+func TestSkipMovesTheCommandClock(t *testing.T) {
+	f := fsm.New()
+	apply(t, f, 1, failover("a", t0, "main", m1, ""))
+	f.Apply(&raft.Log{Index: 2, Term: 1, Type: raft.LogCommand, Data: futureEntry(true)})
+	if got, want := persist(t, f), []byte(fmt.Sprintf(`"clock":%d`, t0+1000)); !bytes.Contains(got, want) {
+		t.Errorf("state after a skipped entry stamped %d = %s, want it to contain %s (the clock a node that knows the type has)", t0+1000, got, want)
+	}
 }
