@@ -24,9 +24,10 @@ const (
 	Failover      // set one cluster's master (overwrite)
 	Submit        // re-commit current records of all clusters or one
 	Populate      // inject masters for clusters the store lacks
+	Rebase        // raise the epoch base above what the stores hold
 )
 
-var typeNames = [...]string{"unknown", "failover", "submit", "populate"}
+var typeNames = [...]string{"unknown", "failover", "submit", "populate", "rebase"}
 
 // KnownTypes returns the names of every type this release applies, for
 // status: the leader proposes a new type that is not ignorable only once
@@ -90,6 +91,19 @@ type PopulatePayload struct {
 	Masters []Entry `json:"masters"`
 }
 
+// RebasePayload raises the group's epoch base so that every epoch issued
+// from this entry on is above Above, the highest epoch found in the stores
+// (an older generation of the group wrote it). Apply re-commits every
+// record at the new base. A rebase that finds the epochs already above
+// Above changes no record. It is never ignorable: a node that skipped it
+// would issue other epochs than its peers. See DESIGN.md "Epoch generations".
+type RebasePayload struct {
+	Above uint64 `json:"above"`
+	// Reason says what found Above (the bootstrap survey, a stale write),
+	// and which store, for the log and the result.
+	Reason string `json:"reason,omitempty"`
+}
+
 // Command is the envelope committed to the raft log.
 type Command struct {
 	Type Type `json:"type"`
@@ -115,6 +129,7 @@ type Command struct {
 	Failover *FailoverPayload `json:"failover,omitempty"`
 	Submit   *SubmitPayload   `json:"submit,omitempty"`
 	Populate *PopulatePayload `json:"populate,omitempty"`
+	Rebase   *RebasePayload   `json:"rebase,omitempty"`
 }
 
 // Encode returns the log entry bytes of c.
@@ -142,6 +157,8 @@ func Decode(b []byte) (Command, error) {
 		ok = c.Submit != nil
 	case Populate:
 		ok = c.Populate != nil
+	case Rebase:
+		ok = c.Rebase != nil
 	}
 	if !ok {
 		return Command{}, fmt.Errorf("decode command: type %s without its payload", c.Type)

@@ -34,6 +34,7 @@ func TestEncodeDecodeRoundTrip(t *testing.T) {
 			Masters: []command.Entry{{Cluster: "a", Master: m1}, {Cluster: "b", Master: m2}},
 		}}},
 		{"populate empty", command.Command{Type: command.Populate, At: 5, Populate: &command.PopulatePayload{Masters: []command.Entry{}}}},
+		{"rebase", command.Command{Type: command.Rebase, At: 6, Rebase: &command.RebasePayload{Above: 1_000_000, Reason: "bootstrap survey"}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -92,6 +93,7 @@ func TestDecodeRejects(t *testing.T) {
 		{"failover with null payload", `{"type":"failover","at":1,"failover":null}`},
 		{"submit without payload", `{"type":"submit","at":1}`},
 		{"populate without payload", `{"type":"populate","at":1}`},
+		{"rebase without payload", `{"type":"rebase","at":1}`},
 		{"payload of another type", `{"type":"failover","at":1,"submit":{}}`},
 		{"wrong field type", `{"type":"submit","at":"yesterday","submit":{}}`},
 	}
@@ -162,6 +164,7 @@ func TestTypeText(t *testing.T) {
 		{command.Failover, "failover"},
 		{command.Submit, "submit"},
 		{command.Populate, "populate"},
+		{command.Rebase, "rebase"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.want, func(t *testing.T) {
@@ -272,7 +275,7 @@ func TestFingerprintSubmitScope(t *testing.T) {
 // name the log uses, and never the zero Unknown.
 func TestKnownTypes(t *testing.T) {
 	got := command.KnownTypes()
-	want := []string{"failover", "submit", "populate"}
+	want := []string{"failover", "submit", "populate", "rebase"}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("KnownTypes() = %v, want %v", got, want)
 	}

@@ -28,8 +28,10 @@ const IDTTL = 24 * time.Hour
 type Record struct {
 	Cluster string           `json:"cluster"`
 	Master  discovery.Master `json:"master"`
-	// Epoch is the raft index of the entry that last wrote this record. It
-	// never decreases and serves as the fencing number in the stores.
+	// Epoch is the group's epoch base plus the raft index of the entry
+	// that last wrote this record (see generation.go). It never decreases,
+	// also across group generations, and serves as the fencing number in
+	// the stores.
 	Epoch     uint64       `json:"epoch"`
 	UpdatedAt time.Time    `json:"updated_at"`
 	Source    command.Type `json:"source"`
@@ -50,10 +52,11 @@ type FSM struct {
 	records map[string]Record
 	changes map[string]change // when each master was set, for expected_epoch
 	ids     map[string]*seenID
-	idOrder []*seenID // by SeenAt, oldest first, for expiry
-	clock   int64     // command clock, Unix ms: see nextClock
-	index   uint64    // raft index of the last command applied
-	restore uint64    // number of Restore calls, for tests and status
+	idOrder []*seenID  // by SeenAt, oldest first, for expiry
+	clock   int64      // command clock, Unix ms: see nextClock
+	index   uint64     // raft index of the last command applied
+	gen     Generation // epoch base, set by rebase commands
+	restore uint64     // number of Restore calls, for tests and status
 
 	watchMu  sync.Mutex
 	watchers map[chan struct{}]struct{}
@@ -138,6 +141,8 @@ func (f *FSM) apply(index uint64, c command.Command) Result {
 		res = f.applyFailover(index, c)
 	case command.Submit:
 		res = f.applySubmit(index, c)
+	case command.Rebase:
+		res = f.applyRebase(index, c)
 	case command.Populate:
 		res = f.applyPopulate(index, c)
 	}
@@ -151,7 +156,7 @@ func (f *FSM) apply(index uint64, c command.Command) Result {
 
 func (f *FSM) record(index uint64, c command.Command, e command.Entry) Record {
 	r := Record{
-		Cluster: e.Cluster, Master: e.Master, Epoch: index,
+		Cluster: e.Cluster, Master: e.Master, Epoch: f.gen.Base + index,
 		UpdatedAt: time.UnixMilli(c.At).UTC(), Source: c.Type, RequestID: c.ID,
 	}
 	old, existed := f.records[e.Cluster]
@@ -316,7 +321,7 @@ func sortedKeys(m map[string]Record) []string {
 func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	st := state{Clock: f.clock, Index: f.index, Records: make([]Record, 0, len(f.records)), IDs: make([]seenID, 0, len(f.idOrder))}
+	st := state{Clock: f.clock, Index: f.index, Generation: f.gen, Records: make([]Record, 0, len(f.records)), IDs: make([]seenID, 0, len(f.idOrder))}
 	for _, a := range sortedKeys(f.records) {
 		st.Records = append(st.Records, f.records[a])
 		if ch, ok := f.changes[a]; ok {
@@ -355,6 +360,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	}
 	f.mu.Lock()
 	f.records, f.changes, f.ids, f.idOrder, f.clock, f.index = records, changes, ids, order, st.Clock, st.Index
+	f.gen = st.Generation
 	f.restore++
 	f.mu.Unlock()
 	f.notify()

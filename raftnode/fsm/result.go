@@ -15,6 +15,8 @@ var (
 	ErrUnknownCluster = errors.New("unknown cluster")
 	// ErrIDReused: an idempotency key was reused for a different request.
 	ErrIDReused = errors.New("idempotency key reused")
+	// ErrEpochRange: a rebase asked for a base above MaxBase.
+	ErrEpochRange = errors.New("epoch out of range")
 )
 
 // ErrorKind names an application error so that it survives snapshots.
@@ -25,6 +27,7 @@ const (
 	KindConflict       ErrorKind = "conflict"
 	KindUnknownCluster ErrorKind = "unknown_cluster"
 	KindIDReused       ErrorKind = "id_reused"
+	KindEpochRange     ErrorKind = "epoch_range"
 )
 
 // Error is an application error with its message.
@@ -44,6 +47,8 @@ func (e *Error) Is(target error) bool {
 		return target == ErrUnknownCluster
 	case KindIDReused:
 		return target == ErrIDReused
+	case KindEpochRange:
+		return target == ErrEpochRange
 	}
 	return false
 }

@@ -11,9 +11,12 @@ import (
 // state is the snapshot format: JSON, records sorted by cluster, remembered
 // idempotency keys oldest first.
 type state struct {
-	Clock   int64    `json:"clock"`
-	Index   uint64   `json:"index"`
-	Records []Record `json:"records"`
+	Clock int64  `json:"clock"`
+	Index uint64 `json:"index"`
+	// Generation is absent in snapshots from before epoch generations:
+	// base 0, which is what those releases used.
+	Generation Generation `json:"generation,omitzero"`
+	Records    []Record   `json:"records"`
 	// Changes says when each record's master was set (for expected_epoch),
 	// sorted by cluster; absent from older snapshots, ignored by older
 	// releases.
