@@ -53,7 +53,7 @@ func (s *Store) readList(ctx context.Context, prefix string, clusters []kvstore.
 		out[i] = stored{}
 	}
 	err := s.list(ctx, prefix, clusters, func(i int, kv listedKV) {
-		out[i][kv.Key] = storedKV{value: string(kv.Value), index: kv.ModifyIndex}
+		out[i][kv.Key] = storedKV{value: string(kv.Value), index: kv.ModifyIndex, flags: kv.Flags}
 	})
 	return out, err
 }
@@ -92,6 +92,7 @@ type listedKV struct {
 	Key         string
 	Value       []byte
 	ModifyIndex uint64
+	Flags       uint64
 }
 
 // list calls each for every listed key that belongs to one of clusters,

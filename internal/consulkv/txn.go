@@ -33,6 +33,7 @@ type stored map[string]storedKV
 type storedKV struct {
 	value string
 	index uint64
+	flags uint64 // the plain writer's claim: see putCluster
 }
 
 func (st stored) observed() kvstore.Observed {
@@ -152,7 +153,7 @@ func (s *Store) readGroup(ctx context.Context, clusters []kvstore.Cluster) ([]st
 				continue
 			}
 			if i, ok := m.match(r.KV.Key); ok {
-				out[i][r.KV.Key] = storedKV{value: string(r.KV.Value), index: r.KV.ModifyIndex}
+				out[i][r.KV.Key] = storedKV{value: string(r.KV.Value), index: r.KV.ModifyIndex, flags: r.KV.Flags}
 			}
 		}
 		// Consul drops results the token may not read, without an error: a
