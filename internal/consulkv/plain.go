@@ -92,8 +92,8 @@ func (s *Store) writePlainOne(ctx context.Context, c kvstore.Cluster) kvstore.Ou
 // putCluster writes every key of c as a check-and-set on the index read in
 // st, between two check-and-sets of the epoch key: first a claim that puts
 // back the epoch it read with Flags set to this write's epoch, last the
-// new epoch with Flags 0, checked against the index
-// the claim left. Every writer claims before it writes a key, so:
+// new epoch with Flags 0, checked against the index the claim left. Every
+// writer claims before it writes a key, so:
 //
 //   - a writer that read before another's claim fails on any key that one
 //     has written since (every key is written, also those whose value
@@ -113,8 +113,9 @@ func (s *Store) writePlainOne(ctx context.Context, c kvstore.Cluster) kvstore.Ou
 // the claim: the older one gives way (see writePlainOne).
 //
 // What a reader can see mid-write is the epoch before this one beside a mix
-// of old and new values; the new epoch with an old value only while an
-// older writer racing this one is being overruled. A cluster without an
+// of old and new values, never the new epoch beside an old value. A claim
+// that moves no index (over a claim of the same epoch) only leaves two
+// writers of the same values side by side. A cluster without an
 // epoch key (a layout without epochs) has nothing to claim: its keys are
 // written one check-and-set each.
 func (s *Store) putCluster(ctx context.Context, c kvstore.Cluster, st stored) error {
