@@ -588,12 +588,48 @@ func TestProposeIdempotency(t *testing.T) {
 	})
 
 	// Last, as it moves the command clock a day on: past fsm.IDTTL the key
-	// is forgotten, by Propose's store check as by Apply, even when nothing
-	// else was applied in between, so reusing it commits a new entry.
+	// is forgotten, by Propose's store check as by Apply. One command moves
+	// the clock by at most fsm.MaxClockStep, so the clock is walked a day
+	// on a step at a time, to one step short of the key's expiry; the key is
+	// still remembered there, and the reuse's own step takes it past the
+	// TTL: with nothing else applied in between, reusing it commits a new
+	// entry.
 	t.Run("key past its ttl is forgotten", func(t *testing.T) {
-		reuse := failover("req-1", "c2", "db2", 3306, "", time.Minute+fsm.IDTTL+time.Hour)
+		const (
+			seenAt  = time.Minute     // req-1's first commit set the clock here
+			clockAt = 3 * time.Minute // the marker, the latest stamp so far
+		)
+		expiry := seenAt + fsm.IDTTL
+		var futures []raft.ApplyFuture
+		for at := clockAt + fsm.MaxClockStep; at <= expiry-fsm.MaxClockStep; at += fsm.MaxClockStep {
+			tick := failover("", "clock", fmt.Sprintf("db-%d", len(futures)%2), 3306, "", at)
+			b, err := command.Encode(tick)
+			if err != nil {
+				t.Fatal(err)
+			}
+			futures = append(futures, leader.Raft().Apply(b, 10*time.Second))
+		}
+		for i, f := range futures {
+			if err := f.Error(); err != nil {
+				t.Fatalf("clock tick %d of %d: %v", i+1, len(futures), err)
+			}
+			if res, ok := f.Response().(fsm.Result); !ok || res.Err != nil {
+				t.Fatalf("clock tick %d of %d: response %+v", i+1, len(futures), f.Response())
+			}
+		}
+		if got, want := len(futures), int((expiry-fsm.MaxClockStep-clockAt)/fsm.MaxClockStep); got != want {
+			t.Fatalf("%d clock ticks, want %d", got, want)
+		}
+
 		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 		defer cancel()
+		if res, err := leader.Propose(ctx, orig); err != nil || !res.Duplicate || res.Index != first.Index {
+			t.Fatalf("one step before the ttl: result %+v, err %v; want the key still remembered (a duplicate of index %d)", res, err, first.Index)
+		}
+		reuse := failover("req-1", "c2", "db2", 3306, "", expiry)
+		if _, known, err := leader.Store().Lookup(reuse); known || err != nil {
+			t.Fatalf("store check of the reuse: known %v, err %v; want the key forgotten on the clock the reuse moves to", known, err)
+		}
 		res, err := leader.Propose(ctx, reuse)
 		if err != nil || res.Duplicate || res.Index <= first.Index {
 			t.Fatalf("reuse after ttl: result %+v, err %v; want a new commit after index %d", res, err, first.Index)
