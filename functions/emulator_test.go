@@ -234,18 +234,12 @@ func TestEmulator(t *testing.T) {
 // (orchestrator needs MySQL and cannot run here).
 func fakeOrchestrator(t *testing.T) string {
 	t.Helper()
-	masters := map[string]string{"search": `{"Key":{"Hostname":"10.0.5.60","Port":3306}}`, "db-8:3306": `{"Key":{"Hostname":"10.0.5.61","Port":3306}}`}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /api/clusters-info", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = io.WriteString(w, `[{"ClusterName":"db-7:3306","ClusterAlias":"search"},{"ClusterName":"db-8:3306","ClusterAlias":""}]`)
 	})
-	mux.HandleFunc("GET /api/master/{alias}", func(w http.ResponseWriter, r *http.Request) {
-		m, ok := masters[r.PathValue("alias")]
-		if !ok {
-			http.NotFound(w, r)
-			return
-		}
-		_, _ = io.WriteString(w, m)
+	mux.HandleFunc("GET /api/masters", func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = io.WriteString(w, `[{"Key":{"Hostname":"10.0.5.60","Port":3306},"ClusterName":"db-7:3306"},{"Key":{"Hostname":"10.0.5.61","Port":3306},"ClusterName":"db-8:3306"}]`)
 	})
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)

@@ -332,25 +332,36 @@ func deadURL(t *testing.T) string {
 	return "http://" + addr
 }
 
-// fakeOrchestrator serves /api/clusters-info and /api/master/{alias} for
-// masters; an alias mapped to nil answers 500. orchestrator needs MySQL
-// and cannot run here, so this stands in for its two read endpoints.
+// fakeOrchestrator serves /api/clusters-info and /api/masters for
+// masters, keyed by alias (or cluster name when the alias is empty); a
+// master mapped to nil is listed without host and port, which the client
+// reports as that cluster's error. orchestrator needs MySQL and cannot run
+// here, so this stands in for its two read endpoints.
 func fakeOrchestrator(t *testing.T, clusters []map[string]string, masters map[string]*orchestratorapi.Master) string {
 	t.Helper()
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /api/clusters-info", func(w http.ResponseWriter, r *http.Request) {
 		_ = json.NewEncoder(w).Encode(clusters)
 	})
-	mux.HandleFunc("GET /api/master/{alias}", func(w http.ResponseWriter, r *http.Request) {
-		m, ok := masters[r.PathValue("alias")]
-		if !ok || m == nil {
-			w.WriteHeader(http.StatusInternalServerError)
-			_, _ = io.WriteString(w, `{"Code":"ERROR","Message":"Unable to determine master","Details":null}`)
-			return
+	mux.HandleFunc("GET /api/masters", func(w http.ResponseWriter, r *http.Request) {
+		out := []map[string]any{}
+		for _, ci := range clusters {
+			key := ci["ClusterAlias"]
+			if key == "" {
+				key = ci["ClusterName"]
+			}
+			m, ok := masters[key]
+			if !ok {
+				continue
+			}
+			if m == nil {
+				m = &orchestratorapi.Master{}
+			}
+			out = append(out, map[string]any{
+				"Key": map[string]any{"Hostname": m.Host, "Port": m.Port}, "ReadOnly": false, "ClusterName": ci["ClusterName"],
+			})
 		}
-		_ = json.NewEncoder(w).Encode(map[string]any{
-			"Key": map[string]any{"Hostname": m.Host, "Port": m.Port}, "ReadOnly": false, "ClusterName": r.PathValue("alias"),
-		})
+		_ = json.NewEncoder(w).Encode(out)
 	})
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)

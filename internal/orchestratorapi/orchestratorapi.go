@@ -1,6 +1,8 @@
 // Package orchestratorapi reads the current masters from an orchestrator
-// HTTP API: the clusters from /api/clusters-info, then each cluster's
-// master from /api/master/{alias}.
+// HTTP API in two requests, whatever the number of clusters: every
+// writable master from /api/masters (the query orchestrator's own KV
+// population uses) joined on the cluster name with the aliases of
+// /api/clusters-info.
 package orchestratorapi
 
 import (
@@ -41,8 +43,6 @@ type Options struct {
 	User, Password string
 	// Timeout bounds each call (0: 5s).
 	Timeout time.Duration
-	// Concurrency bounds the master lookups in flight (0: 8).
-	Concurrency int
 	// Transport replaces the default HTTP transport.
 	Transport http.RoundTripper
 }
@@ -54,17 +54,18 @@ type Client struct {
 	http *http.Client
 }
 
-// New returns a client of the API at base, e.g. "http://orchestrator:3000".
+// New returns a client of the API at base: "http://orchestrator:3000", or
+// the same ending in /api as operators hold it for orchestrator-client
+// (ORCHESTRATOR_API); both name the same API.
 func New(base string, opts Options) (*Client, error) {
 	u, err := url.Parse(strings.TrimRight(base, "/"))
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.User != nil {
 		return nil, fmt.Errorf("orchestrator URL %q must be an http:// or https:// URL with a host, no query or credentials", base)
 	}
+	u.Path = strings.TrimSuffix(u.Path, "/api")
+	u.RawPath = ""
 	if opts.Timeout <= 0 {
 		opts.Timeout = 5 * time.Second
-	}
-	if opts.Concurrency <= 0 {
-		opts.Concurrency = 8
 	}
 	return &Client{base: u, opts: opts, http: &http.Client{Transport: opts.Transport}}, nil
 }
@@ -75,56 +76,64 @@ type clusterInfo struct {
 	ClusterAlias string
 }
 
-// instance is the part of an /api/master answer used here.
+// instance is the part of an /api/masters entry used here.
 type instance struct {
 	Key struct {
 		Hostname string
 		Port     int
 	}
+	ClusterName      string
+	ReplicationDepth uint
 }
 
-// Masters returns the master of every cluster orchestrator knows, keyed by
-// alias (the cluster name when the cluster has no alias, as orchestrator
-// does). Masters that could not be read are left out and reported in the
-// error, one *ClusterError each, joined; the others are still returned.
+// Masters returns the master of every cluster orchestrator has a writable
+// master for, keyed by alias (the cluster name when the cluster has no
+// alias, as orchestrator does). As in orchestrator's own KV population, a
+// cluster whose master is read-only, or has none, gets nothing; of
+// co-masters the one nearest the top (then the first listed) is taken.
+// Masters without a host or port are left out and reported in the error,
+// one *ClusterError each, joined; the others are still returned.
 func (c *Client) Masters(ctx context.Context) ([]Master, error) {
 	var infos []clusterInfo
-	if err := c.get(ctx, "/api/clusters-info", &infos); err != nil {
+	var masters []instance
+	var infoErr, mastersErr error
+	var wg sync.WaitGroup
+	wg.Go(func() { infoErr = c.get(ctx, "/api/clusters-info", &infos) })
+	wg.Go(func() { mastersErr = c.get(ctx, "/api/masters", &masters) })
+	wg.Wait()
+	if err := errors.Join(infoErr, mastersErr); err != nil {
 		return nil, err
 	}
-	out := make([]Master, len(infos))
-	errs := make([]error, len(infos))
-	sem := make(chan struct{}, c.opts.Concurrency)
-	var wg sync.WaitGroup
-	for i, ci := range infos {
-		alias := ci.ClusterAlias
-		if alias == "" {
-			alias = ci.ClusterName
-		}
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			var in instance
-			err := c.get(ctx, "/api/master/"+url.PathEscape(alias), &in)
-			if err == nil && (in.Key.Hostname == "" || in.Key.Port == 0) {
-				err = errors.New("answer has no Key.Hostname and Key.Port")
-			}
-			if err != nil {
-				errs[i] = &ClusterError{Cluster: alias, Err: err}
-				return
-			}
-			out[i] = Master{Cluster: alias, Host: in.Key.Hostname, Port: in.Key.Port}
-		}()
+	alias := make(map[string]string, len(infos))
+	for _, ci := range infos {
+		alias[ci.ClusterName] = ci.ClusterAlias
 	}
-	wg.Wait()
-	masters := out[:0]
-	for i, m := range out {
-		if errs[i] == nil {
-			masters = append(masters, m)
+	chosen := make(map[string]int, len(masters)) // cluster name -> index in masters
+	var order []string
+	for i, in := range masters {
+		j, seen := chosen[in.ClusterName]
+		if !seen {
+			order = append(order, in.ClusterName)
+		}
+		if !seen || in.ReplicationDepth < masters[j].ReplicationDepth {
+			chosen[in.ClusterName] = i
 		}
 	}
-	return masters, errors.Join(errs...)
+	var out []Master
+	var errs []error
+	for _, name := range order {
+		in := masters[chosen[name]]
+		a := alias[name]
+		if a == "" {
+			a = name
+		}
+		if in.Key.Hostname == "" || in.Key.Port == 0 {
+			errs = append(errs, &ClusterError{Cluster: a, Err: errors.New("answer has no Key.Hostname and Key.Port")})
+			continue
+		}
+		out = append(out, Master{Cluster: a, Host: in.Key.Hostname, Port: in.Key.Port})
+	}
+	return out, errors.Join(errs...)
 }
 
 // get decodes the JSON answer of a GET of path.
