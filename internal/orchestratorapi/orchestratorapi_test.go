@@ -191,3 +191,30 @@ func TestMastersErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestMastersBasicAuth: an orchestrator that requires basic auth
+// (orchestrator's AuthenticationMethod "basic") answers populate with the
+// configured user and password, and refuses it without them.
+func TestMastersBasicAuth(t *testing.T) {
+	o := startOrchestrator(t, `[{"ClusterName":"db-1:3306","ClusterAlias":"orders"}]`, []instance{{Host: "db-1", Port: 3306, ClusterName: "db-1:3306"}})
+	guarded := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if u, p, ok := r.BasicAuth(); !ok || u != "orc" || p != "s3cret" {
+			w.Header().Set("WWW-Authenticate", `Basic realm="Authorization Required"`)
+			http.Error(w, "401 Unauthorized", http.StatusUnauthorized)
+			return
+		}
+		o.Config.Handler.ServeHTTP(w, r)
+	}))
+	t.Cleanup(guarded.Close)
+
+	c, _ := orchestratorapi.New(guarded.URL+"/api", orchestratorapi.Options{User: "orc", Password: "s3cret"})
+	if got, err := c.Masters(t.Context()); err != nil || len(got) != 1 || got[0].Cluster != "orders" {
+		t.Errorf("with credentials: Masters = %+v, %v; want orders", got, err)
+	}
+	for _, opts := range []orchestratorapi.Options{{}, {User: "orc", Password: "wrong"}} {
+		c, _ := orchestratorapi.New(guarded.URL, opts)
+		if got, err := c.Masters(t.Context()); err == nil || !strings.Contains(err.Error(), "status 401") || len(got) != 0 {
+			t.Errorf("user %q: Masters = %+v, %v; want a 401 error and nothing", opts.User, got, err)
+		}
+	}
+}
