@@ -83,6 +83,7 @@ type Node struct {
 	deps  Deps
 
 	catchUp       catchUp
+	gens          atomic.Pointer[Generations] // the epoch-generation guard, for status
 	leaderChanges atomic.Uint64
 	leaderSeen    broadcast
 

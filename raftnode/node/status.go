@@ -32,6 +32,9 @@ type Status struct {
 	Clusters          int    `json:"clusters"`
 	// CommandTypes are the command types this node's release applies.
 	CommandTypes []string `json:"command_types"`
+	// Generation is the group's epoch base and, on a node that runs the
+	// guard, what its last survey of the stores found.
+	Generation GenerationStatus `json:"generation"`
 }
 
 // Status reports the node's raft view.
@@ -50,6 +53,10 @@ func (n *Node) Status() Status {
 		LastSnapshotIndex: num("last_snapshot_index"),
 		Clusters:          n.fsm.Len(),
 		CommandTypes:      command.KnownTypes(),
+		Generation:        GenerationStatus{Generation: n.fsm.Generation()},
+	}
+	if g := n.gens.Load(); g != nil {
+		s.Generation = g.Status()
 	}
 	addr, id := n.raft.LeaderWithID()
 	if id != "" {
