@@ -6,11 +6,10 @@ import (
 
 	"github.com/masterkv/masterkv/internal/zkkv"
 	"github.com/masterkv/masterkv/raftnode/config"
-	"github.com/masterkv/masterkv/raftnode/publish"
 )
 
 // openZooKeeper starts the ZooKeeper store's long-lived session.
-func openZooKeeper(cfg config.Config, log *slog.Logger) (publish.Store, func(), error) {
+func openZooKeeper(cfg config.Config, log *slog.Logger) (*zkkv.Store, func(), error) {
 	servers, err := zkkv.ParseServers(cfg.ZKAddress)
 	if err != nil {
 		return nil, nil, fmt.Errorf("config: MASTERKV_ZK_ADDRESS: %w", err)
