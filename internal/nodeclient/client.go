@@ -1,8 +1,9 @@
 // Package nodeclient sends the Lambda functions' requests to masterkv's
 // node group. Any node will do, because followers forward writes to the
 // leader: a node that cannot be reached, or that answers 503, is passed
-// over for the next one. Every request carries an idempotency key, so a
-// retry after an unknown outcome never commits twice.
+// over for the next one, and a node slow to answer is hedged: the request
+// goes to the next node too. Every request carries an idempotency key, so
+// a retry after an unknown outcome, or a hedged copy, never commits twice.
 package nodeclient
 
 import (
@@ -82,6 +83,7 @@ type Client struct {
 	nodes    []*url.URL
 	auth     string
 	timeout  time.Duration
+	hedge    time.Duration
 	attempts int
 	backoff  time.Duration
 	http     *http.Client
@@ -112,58 +114,9 @@ func New(cfg Config, opts Options) (*Client, error) {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	return &Client{
-		nodes: nodes, auth: "Bearer " + cfg.Token, timeout: cfg.Timeout, attempts: cfg.Attempts,
+		nodes: nodes, auth: "Bearer " + cfg.Token, timeout: cfg.Timeout, hedge: cfg.HedgeDelay, attempts: cfg.Attempts,
 		backoff: opts.Backoff, http: &http.Client{Transport: tr}, log: opts.Logger,
 	}, nil
-}
-
-// Do sends req to the nodes in turn, starting with the one that answered
-// last, until one answers with a status other than 502, 503 or 504. It
-// relays that answer whatever its status. Attempts stop at Config.Attempts
-// or shortly before ctx's deadline; then the error wraps ErrUnavailable
-// and says what each attempt got, and the Response is the last 5xx answer
-// if there was one.
-func (c *Client) Do(ctx context.Context, req Request) (Response, error) {
-	if req.IdempotencyKey == "" {
-		return Response{}, ErrNoKey
-	}
-	first := int(c.preferred.Load())
-	backoff := c.backoff
-	var last Response
-	var failures []string
-	for attempt := 0; attempt < c.attempts; attempt++ {
-		if attempt > 0 && attempt%len(c.nodes) == 0 {
-			if !c.pause(ctx, backoff) {
-				failures = append(failures, "deadline reached")
-				break
-			}
-			backoff = min(2*backoff, maxBackoff)
-		}
-		timeout, ok := c.attemptTimeout(ctx)
-		if !ok {
-			failures = append(failures, "deadline reached")
-			break
-		}
-		i := (first + attempt) % len(c.nodes)
-		resp, err := c.once(ctx, timeout, c.nodes[i], req)
-		switch {
-		case errors.Is(err, ErrTooLarge):
-			return Response{}, err
-		case err == nil && !retryable(resp.Status):
-			c.preferred.Store(int32(i))
-			return resp, nil
-		case err == nil:
-			last = resp
-			failures = append(failures, fmt.Sprintf("%s: %d %s", resp.Node, resp.Status, errorMessage(resp.Body)))
-		default:
-			failures = append(failures, fmt.Sprintf("%s: %v", c.nodes[i].Redacted(), err))
-		}
-		c.log.WarnContext(ctx, "node attempt failed", "node", c.nodes[i].Redacted(), "attempt", attempt+1, "path", req.Method+" "+req.Path, "err", failures[len(failures)-1])
-		if ctx.Err() != nil {
-			break
-		}
-	}
-	return last, fmt.Errorf("%w: %s", ErrUnavailable, strings.Join(failures, "; "))
 }
 
 // retryable reports a status that means "try another node": the node has

@@ -265,6 +265,8 @@ func TestConfigValidate(t *testing.T) {
 		{"token with space", func(c *nodeclient.Config) { c.Token = "a b" }, "MASTERKV_NODE_TOKEN must not contain"},
 		{"timeout tiny", func(c *nodeclient.Config) { c.Timeout = time.Millisecond }, "MASTERKV_NODE_TIMEOUT"},
 		{"connect above timeout", func(c *nodeclient.Config) { c.ConnectTimeout = time.Minute }, "MASTERKV_NODE_CONNECT_TIMEOUT"},
+		{"negative hedge delay", func(c *nodeclient.Config) { c.HedgeDelay = -time.Second }, "MASTERKV_NODE_HEDGE_DELAY"},
+		{"hedge delay at timeout", func(c *nodeclient.Config) { c.HedgeDelay = c.Timeout }, "MASTERKV_NODE_HEDGE_DELAY"},
 		{"no attempts", func(c *nodeclient.Config) { c.Attempts = 0 }, "MASTERKV_NODE_ATTEMPTS"},
 	}
 	for _, tc := range tests {
