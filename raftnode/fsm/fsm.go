@@ -38,13 +38,6 @@ type Record struct {
 	RequestID string       `json:"request_id,omitempty"`
 }
 
-type seenID struct {
-	ID          string `json:"id"`
-	Fingerprint string `json:"fingerprint"`
-	SeenAt      int64  `json:"seen_at"`
-	Result      Result `json:"result"`
-}
-
 // FSM implements raft.FSM. A read/write lock guards the state so readers
 // never see a Restore half done.
 type FSM struct {
@@ -53,6 +46,8 @@ type FSM struct {
 	changes map[string]change // when each master was set, for expected_epoch
 	ids     map[string]*seenID
 	idOrder []*seenID  // by SeenAt, oldest first, for expiry
+	idBytes int        // entrySize of every key in ids, summed
+	limits  idLimits   // bounds of the id table: see ids.go
 	clock   int64      // command clock, Unix ms: see nextClock
 	index   uint64     // raft index of the last command applied
 	gen     Generation // epoch base, set by rebase commands
@@ -66,7 +61,10 @@ var _ raft.FSM = (*FSM)(nil)
 
 // New returns an empty store.
 func New() *FSM {
-	return &FSM{records: map[string]Record{}, changes: map[string]change{}, ids: map[string]*seenID{}, watchers: map[chan struct{}]struct{}{}}
+	return &FSM{
+		records: map[string]Record{}, changes: map[string]change{}, ids: map[string]*seenID{},
+		limits: idLimits{entries: MaxIDs, bytes: MaxIDBytes}, watchers: map[chan struct{}]struct{}{},
+	}
 }
 
 // Apply commits one log entry. It panics on an entry it cannot decode:
@@ -146,10 +144,12 @@ func (f *FSM) apply(index uint64, c command.Command) Result {
 	case command.Populate:
 		res = f.applyPopulate(index, c)
 	}
+	res.Count = len(res.Records)
+	if len(res.Records) > 0 {
+		res.Epoch = res.Records[0].Epoch
+	}
 	if c.ID != "" {
-		s := &seenID{ID: c.ID, Fingerprint: fp, SeenAt: f.clock, Result: res}
-		f.ids[c.ID] = s
-		f.idOrder = append(f.idOrder, s)
+		f.remember(c.ID, fp, res)
 	}
 	return res
 }
@@ -213,56 +213,6 @@ func (f *FSM) applyPopulate(index uint64, c command.Command) Result {
 		res.Records = append(res.Records, f.record(index, c, e))
 	}
 	return res
-}
-
-// expireIDs forgets keys older than IDTTL on the command clock. The clock
-// only moves forward, so idOrder stays sorted.
-func (f *FSM) expireIDs() {
-	cut := f.clock - IDTTL.Milliseconds()
-	n := 0
-	for n < len(f.idOrder) && f.idOrder[n].SeenAt <= cut {
-		if f.ids[f.idOrder[n].ID] == f.idOrder[n] {
-			delete(f.ids, f.idOrder[n].ID)
-		}
-		n++
-	}
-	if n > 0 {
-		f.idOrder = append([]*seenID(nil), f.idOrder[n:]...)
-	}
-}
-
-func (f *FSM) lookupLocked(id, fp string) (Result, bool, *Error) {
-	s, ok := f.ids[id]
-	if !ok {
-		return Result{}, false, nil
-	}
-	if s.Fingerprint != fp {
-		return Result{}, false, &Error{Kind: KindIDReused, Message: fmt.Sprintf(
-			"id %q was already used for a different request within %s", id, IDTTL)}
-	}
-	res := s.Result
-	res.Duplicate = true
-	return res, true, nil
-}
-
-// Lookup reports the stored result for a command's ID, so a node can answer
-// a retry without committing anything. ok is false when the ID is unknown.
-func (f *FSM) Lookup(c command.Command) (res Result, ok bool, err error) {
-	if c.ID == "" {
-		return Result{}, false, nil
-	}
-	f.mu.RLock()
-	defer f.mu.RUnlock()
-	// Expiry runs in Apply; a key past its TTL on the clock Apply will use
-	// for c is already unknown to it, so it is unknown here too.
-	if s, ok := f.ids[c.ID]; ok && s.SeenAt <= nextClock(f.clock, c.At)-IDTTL.Milliseconds() {
-		return Result{}, false, nil
-	}
-	r, ok, e := f.lookupLocked(c.ID, command.Fingerprint(c))
-	if e != nil {
-		return Result{}, false, e
-	}
-	return r, ok, nil
 }
 
 // Record returns the record of alias.
@@ -351,15 +301,9 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	for _, ch := range st.Changes {
 		changes[ch.Cluster] = ch.change
 	}
-	ids := make(map[string]*seenID, len(st.IDs))
-	order := make([]*seenID, 0, len(st.IDs))
-	for i := range st.IDs {
-		s := &st.IDs[i]
-		ids[s.ID] = s
-		order = append(order, s)
-	}
 	f.mu.Lock()
-	f.records, f.changes, f.ids, f.idOrder, f.clock, f.index = records, changes, ids, order, st.Clock, st.Index
+	f.records, f.changes, f.clock, f.index = records, changes, st.Clock, st.Index
+	f.setIDs(st.IDs)
 	f.gen = st.Generation
 	f.restore++
 	f.mu.Unlock()

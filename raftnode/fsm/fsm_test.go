@@ -43,7 +43,7 @@ func populate(id string, at int64, entries ...command.Entry) command.Command {
 }
 
 // apply feeds c to f as the command entry at index and returns its result.
-func apply(t *testing.T, f *fsm.FSM, index uint64, c command.Command) fsm.Result {
+func apply(t testing.TB, f *fsm.FSM, index uint64, c command.Command) fsm.Result {
 	t.Helper()
 	b, err := command.Encode(c)
 	if err != nil {
@@ -115,7 +115,7 @@ func TestFailoverSetsRecord(t *testing.T) {
 		UpdatedAt: time.Date(2025, 3, 4, 5, 6, 7, 891_000_000, time.UTC),
 		Source:    command.Failover, RequestID: "req-1",
 	}
-	wantRes := fsm.Result{Type: command.Failover, Index: 7, Records: []fsm.Record{want}}
+	wantRes := fsm.Result{Type: command.Failover, Index: 7, Records: []fsm.Record{want}, Count: 1, Epoch: 7}
 	if !reflect.DeepEqual(res, wantRes) {
 		t.Errorf("Apply() = %+v, want %+v", res, wantRes)
 	}
@@ -307,7 +307,7 @@ func TestPopulateInjectsOnlyMissing(t *testing.T) {
 	}...))
 	b := rec("b", m2, 5, t0+10, command.Populate, "p1")
 	c := rec("c", m3, 5, t0+10, command.Populate, "p1")
-	want := fsm.Result{Type: command.Populate, Index: 5, Checked: 4, Records: []fsm.Record{b, c}}
+	want := fsm.Result{Type: command.Populate, Index: 5, Checked: 4, Records: []fsm.Record{b, c}, Count: 2, Epoch: 5}
 	if !reflect.DeepEqual(res, want) {
 		t.Errorf("first populate = %+v, want %+v", res, want)
 	}

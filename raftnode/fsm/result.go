@@ -61,7 +61,14 @@ type Result struct {
 	Index uint64 `json:"index"`
 	// Records are the records the command committed: the failover's
 	// cluster, the submitted clusters, or the injected ones of a populate.
+	// A remembered result (a duplicate's answer) keeps them only up to
+	// KeepRecords; Count and Epoch are always there.
 	Records []Record `json:"records,omitempty"`
+	// Count is the number of records the command committed, and Epoch
+	// their epoch (one entry commits all its records at one epoch; for an
+	// expected_epoch redelivery, the current record's). Both 0 when none.
+	Count int    `json:"count,omitempty"`
+	Epoch uint64 `json:"epoch,omitempty"`
 	// Checked counts the masters a populate looked at; the ones not in
 	// Records were skipped because the store already had their cluster.
 	Checked int `json:"checked,omitempty"`
@@ -73,7 +80,8 @@ type Result struct {
 	Skipped     bool   `json:"skipped,omitempty"`
 	SkippedType string `json:"skipped_type,omitempty"`
 	// Duplicate is true when the ID was seen before and nothing new was
-	// committed; Index and Records are those of the first time.
+	// committed; Index, Count, Epoch and Records (when kept) are those of
+	// the first time.
 	Duplicate bool `json:"-"`
 }
 

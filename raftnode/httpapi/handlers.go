@@ -119,7 +119,7 @@ func (s *Server) failover(w http.ResponseWriter, r *http.Request) {
 	if done {
 		return
 	}
-	rec := res.Records[0]
+	rec := res.Records[0] // a remembered failover keeps its one record (fsm.KeepRecords)
 	s.log.Info("failover committed", "cluster", rec.Cluster, "master", rec.Master.HostPort(), "epoch", rec.Epoch, "duplicate", res.Duplicate)
 	rc := receipt{
 		Cluster: rec.Cluster, Master: rec.Master.HostPort(), Epoch: rec.Epoch,
@@ -186,9 +186,11 @@ func (s *Server) populate(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	s.log.Info("populate committed", "checked", len(entries), "submitted", len(res.Records), "duplicate", res.Duplicate)
+	// Count, not Records: a remembered populate keeps only its counts
+	// when it injected more than fsm.KeepRecords clusters.
+	s.log.Info("populate committed", "checked", len(entries), "submitted", res.Count, "duplicate", res.Duplicate)
 	writeJSON(w, http.StatusOK, map[string]int{
-		"checked": len(entries), "submitted": len(res.Records), "skipped": len(entries) - len(res.Records),
+		"checked": len(entries), "submitted": res.Count, "skipped": len(entries) - res.Count,
 	})
 }
 
@@ -229,6 +231,12 @@ type orchestratorResponse struct {
 	Message string
 	Details any
 	Stores  map[string]string `json:",omitempty"`
+	// Duplicate and Epoch answer a retry of a submit too large for its
+	// pairs to be remembered (more than fsm.KeepRecords clusters): Details
+	// is then empty, Message counts the masters of the first submit, Epoch
+	// is the epoch it committed them at.
+	Duplicate bool   `json:",omitempty"`
+	Epoch     uint64 `json:",omitempty"`
 }
 
 // submit is orchestrator's submit-masters-to-kv-stores: it re-commits all
@@ -273,11 +281,27 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) {
 	for _, rec := range res.Records {
 		details = append(details, s.opts.Layout.Pairs(rec.Cluster, rec.Master, rec.Epoch)...)
 	}
-	s.log.Info("submit committed", "cluster", alias, "masters", len(res.Records), "index", res.Index)
-	writeJSON(w, http.StatusOK, orchestratorResponse{
-		Code: "OK", Message: fmt.Sprintf("Submitted %d masters", len(res.Records)), Details: details,
-		Stores: s.storeOutcomes(r.Context(), res.Records),
-	})
+	s.log.Info("submit committed", "cluster", alias, "masters", res.Count, "index", res.Index, "duplicate", res.Duplicate)
+	out := orchestratorResponse{Code: "OK", Message: fmt.Sprintf("Submitted %d masters", res.Count), Details: details}
+	recs := res.Records
+	if res.Count > len(res.Records) {
+		out.Duplicate, out.Epoch = true, res.Epoch
+		recs = s.atEpoch(res.Epoch)
+	}
+	out.Stores = s.storeOutcomes(r.Context(), recs)
+	writeJSON(w, http.StatusOK, out)
+}
+
+// atEpoch stands for the records of a remembered submit of every cluster
+// that kept only its count: each cluster the store holds now, at the
+// submit's epoch. A store that attempted a cluster at that epoch or a later
+// one has published the submit (or something newer) for it.
+func (s *Server) atEpoch(epoch uint64) []fsm.Record {
+	recs := s.masters.Records()
+	for i := range recs {
+		recs[i].Epoch = epoch
+	}
+	return recs
 }
 
 // readable refuses reads from a node still catching up after a restart

@@ -1,11 +1,13 @@
 package httpapi_test
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
 
 	"github.com/masterkv/masterkv/internal/command"
+	"github.com/masterkv/masterkv/raftnode/fsm"
 	"github.com/masterkv/masterkv/raftnode/httpapi"
 )
 
@@ -180,6 +182,30 @@ func TestPopulateRetryIsIdempotent(t *testing.T) {
 		t.Run(tg.name, func(t *testing.T) {
 			leaderID, before := c.lastIndex(t)
 			c.mustPopulate(t, tg.node, body, populateAnswer{Checked: 1, Submitted: 1}, "Idempotency-Key", "pop-1")
+			c.assertNoNewEntry(t, leaderID, before)
+		})
+	}
+}
+
+// TestPopulateRetryOfManyIsIdempotent retries a keyed populate that
+// injected more clusters than a remembered result keeps records for
+// (fsm.KeepRecords): the retry still answers the first counts, from the
+// remembered count alone.
+func TestPopulateRetryOfManyIsIdempotent(t *testing.T) {
+	c := newAPICluster(t, clusterOptions{})
+	n := fsm.KeepRecords + 2
+	var masters []string
+	for i := range n {
+		masters = append(masters, fmt.Sprintf(`{"cluster":"p%02d","host":"10.0.2.%d","port":3306}`, i, i+1))
+	}
+	body := `{"masters":[` + strings.Join(masters, ",") + `]}`
+	c.mustPopulate(t, c.follower(t), body, populateAnswer{Checked: n, Submitted: n}, "Idempotency-Key", "pop-many")
+	rec, _ := c.raft.WaitLeader().Store().Record("p00")
+	c.waitRecord(t, "p00", "10.0.2.1:3306", rec.Epoch)
+	for _, tg := range c.targets(t) {
+		t.Run(tg.name, func(t *testing.T) {
+			leaderID, before := c.lastIndex(t)
+			c.mustPopulate(t, tg.node, body, populateAnswer{Checked: n, Submitted: n}, "Idempotency-Key", "pop-many")
 			c.assertNoNewEntry(t, leaderID, before)
 		})
 	}

@@ -2,6 +2,7 @@ package httpapi_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"slices"
 	"strconv"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/masterkv/masterkv/internal/command"
 	"github.com/masterkv/masterkv/internal/discovery"
+	"github.com/masterkv/masterkv/raftnode/fsm"
 )
 
 // orchestratorAnswer is orchestrator's API response shape.
@@ -239,6 +241,46 @@ func TestSubmitIdempotencyKey(t *testing.T) {
 			again := mustOrchestratorAnswer(t, c.do(t, tg.node, "GET", "/api/submit-masters-to-kv-stores", "", "Idempotency-Key", "sub-1"), http.StatusOK, "OK")
 			if got := kvLines(t, again.Details); again.Message != first.Message || !slices.Equal(got, lines) {
 				t.Errorf("retry answered %q %q, want the first answer %q %q", again.Message, got, first.Message, lines)
+			}
+			c.assertNoNewEntry(t, leaderID, before)
+		})
+	}
+}
+
+// TestSubmitIdempotencyKeyLarge retries a keyed submit of more clusters
+// than a remembered result keeps records for (fsm.KeepRecords): the retry
+// commits nothing and answers the first submit's count and epoch, marked
+// Duplicate, with no pairs (issue 9 item 5: remembering every pair of every
+// keyed submit grew the id table without bound).
+func TestSubmitIdempotencyKeyLarge(t *testing.T) {
+	c := newAPICluster(t, clusterOptions{})
+	n := fsm.KeepRecords + 2
+	var masters []string
+	for i := range n {
+		masters = append(masters, fmt.Sprintf(`{"cluster":"c%02d","host":"10.0.1.%d","port":3306}`, i, i+1))
+	}
+	c.mustPopulate(t, c.leader(t), `{"masters":[`+strings.Join(masters, ",")+`]}`, populateAnswer{Checked: n, Submitted: n})
+	first := mustOrchestratorAnswer(t, c.do(t, c.follower(t), "POST", "/api/submit-masters-to-kv-stores", "", "Idempotency-Key", "sub-big"), http.StatusOK, "OK")
+	if got := len(kvLines(t, first.Details)); got != 6*n {
+		t.Fatalf("first submit listed %d pairs, want %d", got, 6*n)
+	}
+	rec, _ := c.raft.WaitLeader().Store().Record("c00")
+	c.waitRecord(t, "c00", "10.0.1.1:3306", rec.Epoch)
+	for _, tg := range c.targets(t) {
+		t.Run(tg.name, func(t *testing.T) {
+			leaderID, before := c.lastIndex(t)
+			r := c.do(t, tg.node, "GET", "/api/submit-masters-to-kv-stores", "", "Idempotency-Key", "sub-big")
+			mustStatus(t, r, http.StatusOK)
+			mustKeys(t, r.body, "Code", "Message", "Details", "Duplicate", "Epoch")
+			var again struct {
+				Code, Message string
+				Details       []json.RawMessage
+				Duplicate     bool
+				Epoch         uint64
+			}
+			decodeStrict(t, r.body, &again)
+			if again.Code != "OK" || again.Message != first.Message || len(again.Details) != 0 || !again.Duplicate || again.Epoch != rec.Epoch {
+				t.Errorf("retry answered %+v, want OK %q, no details, duplicate at epoch %d", again, first.Message, rec.Epoch)
 			}
 			c.assertNoNewEntry(t, leaderID, before)
 		})

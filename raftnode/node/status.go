@@ -30,6 +30,11 @@ type Status struct {
 	CaughtUp          bool   `json:"caught_up"`
 	LastSnapshotIndex uint64 `json:"last_snapshot_index"`
 	Clusters          int    `json:"clusters"`
+	// RememberedIDs and RememberedIDBytes are the size of the id table
+	// (idempotency keys and the summaries of their first results, bounded
+	// by fsm.MaxIDs and fsm.MaxIDBytes).
+	RememberedIDs     int `json:"remembered_ids"`
+	RememberedIDBytes int `json:"remembered_id_bytes"`
 	// CommandTypes are the command types this node's release applies.
 	CommandTypes []string `json:"command_types"`
 	// Generation is the group's epoch base and, on a node that runs the
@@ -55,6 +60,7 @@ func (n *Node) Status() Status {
 		CommandTypes:      command.KnownTypes(),
 		Generation:        GenerationStatus{Generation: n.fsm.Generation()},
 	}
+	s.RememberedIDs, s.RememberedIDBytes = n.fsm.IDStats()
 	if g := n.gens.Load(); g != nil {
 		s.Generation = g.Status()
 	}

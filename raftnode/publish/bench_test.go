@@ -622,10 +622,11 @@ func BenchmarkSubmitAll10k(b *testing.B) {
 
 // procNode is one raftnode process.
 type procNode struct {
-	cmd    *exec.Cmd
-	url    string
-	http   *http.Client
-	exited chan struct{}
+	cmd     *exec.Cmd
+	url     string
+	dataDir string
+	http    *http.Client
+	exited  chan struct{}
 }
 
 // startRaftnode builds raftnode and runs one dev node (single-node group,
@@ -661,7 +662,7 @@ func startRaftnode(b *testing.B, env ...string) *procNode {
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
 	}
-	n := &procNode{cmd: cmd, url: "http://" + httpAddr, http: &http.Client{Timeout: 3 * time.Minute}, exited: make(chan struct{})}
+	n := &procNode{cmd: cmd, url: "http://" + httpAddr, dataDir: filepath.Join(dir, "data"), http: &http.Client{Timeout: 3 * time.Minute}, exited: make(chan struct{})}
 	go func() { _ = cmd.Wait(); close(n.exited) }()
 	b.Cleanup(func() {
 		_ = cmd.Process.Kill()
