@@ -784,7 +784,11 @@ func startSweepNode(b *testing.B, bin, consulAddr string) *sweepNode {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		var st nodeStatus
-		if err := n.getJSON("/v1/status", &st); err == nil && st.State == "Leader" && st.CaughtUp && st.Sweep != nil && len(st.Sweep.Datacenters) == 3 {
+		// Also wait for the group's one survey of the stores (its rebase
+		// entry): committed in the middle of the populate it would be the
+		// last entry, and no store epoch ever reaches a rebase that changed
+		// nothing.
+		if err := n.getJSON("/v1/status", &st); err == nil && st.State == "Leader" && st.CaughtUp && st.Generation.Index > 0 && st.Sweep != nil && len(st.Sweep.Datacenters) == 3 {
 			return n
 		}
 		select {
@@ -820,12 +824,15 @@ func benchAddr(b *testing.B) string {
 
 // nodeStatus is the part of GET /v1/status the benchmarks read.
 type nodeStatus struct {
-	State      string        `json:"state"`
-	CaughtUp   bool          `json:"caught_up"`
-	Clusters   int           `json:"clusters"`
-	StoreIndex uint64        `json:"store_index"`
-	Stores     []storeStatus `json:"stores"`
-	Sweep      *struct {
+	State      string `json:"state"`
+	CaughtUp   bool   `json:"caught_up"`
+	Clusters   int    `json:"clusters"`
+	StoreIndex uint64 `json:"store_index"`
+	Generation struct {
+		Index uint64 `json:"index"` // of the last rebase; 0 before the first survey
+	} `json:"generation"`
+	Stores []storeStatus `json:"stores"`
+	Sweep  *struct {
 		Leading     bool          `json:"leading"`
 		Datacenters []storeStatus `json:"datacenters"`
 	} `json:"sweep"`
