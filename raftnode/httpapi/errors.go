@@ -15,6 +15,7 @@ var (
 	errUnauthorized = errors.New("missing or invalid bearer token")
 	errTooLarge     = errors.New("request body exceeds 64 KiB")
 	errNotFound     = errors.New("not found")
+	errMethod       = errors.New("method not allowed")
 	errCatchingUp   = errors.New("this node is catching up after a restart and may hold stale records; retry, ask another node, or add ?stale=true")
 )
 
@@ -28,6 +29,8 @@ func statusFor(err error) int {
 		return http.StatusUnauthorized
 	case errors.Is(err, errNotFound), errors.Is(err, fsm.ErrUnknownCluster):
 		return http.StatusNotFound
+	case errors.Is(err, errMethod):
+		return http.StatusMethodNotAllowed
 	case errors.Is(err, fsm.ErrConflict):
 		return http.StatusConflict
 	case errors.Is(err, errTooLarge):

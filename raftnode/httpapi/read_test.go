@@ -178,7 +178,9 @@ func TestHealthz(t *testing.T) {
 	}{
 		{"healthz without token", "GET", "/healthz", "", http.StatusOK, "ok"},
 		{"healthz with a wrong token", "GET", "/healthz", "Bearer nope", http.StatusOK, "ok"},
-		{"healthz is GET only", "POST", "/healthz", "", http.StatusMethodNotAllowed, ""},
+		{"healthz is GET only", "POST", "/healthz", "Bearer " + token, http.StatusMethodNotAllowed, ""},
+		// A method no route takes is told only to a caller with a token.
+		{"healthz POST without token", "POST", "/healthz", "", http.StatusUnauthorized, ""},
 		{"status without token", "GET", "/v1/status", "", http.StatusUnauthorized, ""},
 		{"masters without token", "GET", "/v1/masters", "", http.StatusUnauthorized, ""},
 	}

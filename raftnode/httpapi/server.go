@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -159,7 +160,52 @@ func (s *Server) handle(pattern string, h http.HandlerFunc) {
 	s.mux.Handle(pattern, s.authorize(h))
 }
 
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+// ServeHTTP routes r. A request no route takes (an unknown path, or a
+// method its path does not serve) is authenticated like any other before it
+// is told so, and told in the API's error shape: ServeMux's own plain-text
+// 404 and 405 came before the token check and let anyone map the API.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h, pattern := s.mux.Handler(r)
+	if pattern != "" { // a route, or ServeMux's redirect to one
+		s.mux.ServeHTTP(w, r) // which sets the route's path values
+		return
+	}
+	s.authorize(func(w http.ResponseWriter, r *http.Request) { s.unrouted(w, r, h) })(w, r)
+}
+
+// unrouted answers a request no route takes with the status ServeMux's
+// handler h chose for it (404, or 405 with the Allow header it set).
+func (s *Server) unrouted(w http.ResponseWriter, r *http.Request, h http.Handler) {
+	rec := &statusRecorder{header: http.Header{}}
+	h.ServeHTTP(rec, r)
+	if rec.status == http.StatusMethodNotAllowed {
+		if allow := rec.header.Get("Allow"); allow != "" {
+			w.Header().Set("Allow", allow)
+		}
+		s.fail(w, r, fmt.Errorf("%w: %s %s takes %s", errMethod, r.Method, r.URL.Path, rec.header.Get("Allow")))
+		return
+	}
+	s.fail(w, r, fmt.Errorf("%w: no endpoint %s", errNotFound, r.URL.Path))
+}
+
+// statusRecorder keeps the status and headers a handler sets and drops
+// its body.
+type statusRecorder struct {
+	header http.Header
+	status int
+}
+
+func (r *statusRecorder) Header() http.Header { return r.header }
+func (r *statusRecorder) WriteHeader(code int) {
+	if r.status == 0 {
+		r.status = code
+	}
+}
+
+func (r *statusRecorder) Write(b []byte) (int, error) {
+	r.WriteHeader(http.StatusOK)
+	return len(b), nil
+}
 
 // readyz answers 200 once a leader is known and this node caught up, so a
 // write is served without waiting for an election and a read is current;
