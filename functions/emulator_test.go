@@ -135,7 +135,8 @@ func resignNow(t *testing.T, fixture []byte) []byte {
 	}
 	h := ev["headers"].(map[string]any)
 	sig := h["x-masterkv-signature"].(string)
-	if fresh, ok := webhook.Refresh(sig, []byte(ev["body"].(string)), []string{fixtureSecret}, time.Now()); ok {
+	signed := webhook.Request{Method: "POST", Route: "/v1/failover", Body: []byte(ev["body"].(string))} // the signed fixtures are failovers
+	if fresh, ok := webhook.Refresh(sig, signed, []string{fixtureSecret}, time.Now()); ok {
 		h["x-masterkv-signature"] = fresh
 	}
 	b, _ := json.Marshal(ev)

@@ -27,7 +27,7 @@ func TestFailoverRefusals(t *testing.T) {
 		{"stale timestamp", fixture(t, "failover-signed.json"), fixtureTime.Add(webhook.Window + time.Second), 401, "outside the 5m0s window"},
 		{"timestamp from the future", fixture(t, "failover-signed.json"), fixtureTime.Add(-webhook.Window - time.Second), 401, "outside the 5m0s window"},
 		{"signature with an unknown secret", editFixture(t, "failover-signed.json", func(ev map[string]any) {
-			headersOf(ev)["x-masterkv-signature"] = webhook.Sign("not-the-fixture-secret", fixtureTime, []byte(ev["body"].(string)))
+			headersOf(ev)["x-masterkv-signature"] = webhook.Sign("not-the-fixture-secret", fixtureTime, webhook.Request{Method: "POST", Route: "/v1/failover", Body: []byte(ev["body"].(string))})
 		}), fixtureTime, 401, "bad signature"},
 		{"unknown token", editFixture(t, "failover-json.json", func(ev map[string]any) {
 			headersOf(ev)["authorization"] = "Bearer not-a-configured-token"

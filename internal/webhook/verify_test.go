@@ -21,55 +21,68 @@ var signedAt = time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
 
 func TestVerify(t *testing.T) {
 	body := []byte(`{"cluster":"a","host":"10.0.0.1","port":3306}`)
-	good := webhook.Sign(secret1, signedAt, body)
-	rotated := webhook.Sign(secret2, signedAt, body)
-	other := webhook.Sign("another-secret-0123456", signedAt, body)
+	req := webhook.Request{Method: "POST", Route: "/v1/failover", Body: body}
+	keyed := webhook.Request{Method: "POST", Route: "/v1/failover", Key: "failover-4711", Body: body}
+	good := webhook.Sign(secret1, signedAt, req)
+	rotated := webhook.Sign(secret2, signedAt, req)
+	other := webhook.Sign("another-secret-0123456", signedAt, req)
 	basic := func(user, pass string) string {
 		return "Basic " + base64.StdEncoding.EncodeToString([]byte(user+":"+pass))
 	}
 	tests := []struct {
 		name    string
 		headers map[string]string
-		body    []byte
+		req     webhook.Request
 		now     time.Time
 		method  webhook.Method
 		wantErr error
 	}{
-		{"bearer first token", map[string]string{"authorization": "Bearer " + token1}, body, signedAt, webhook.MethodBearer, nil},
-		{"bearer rotated token", map[string]string{"authorization": "Bearer " + token2}, body, signedAt, webhook.MethodBearer, nil},
-		{"bearer scheme any case", map[string]string{"authorization": "bEARER " + token1}, body, signedAt, webhook.MethodBearer, nil},
-		{"bearer unknown token", map[string]string{"authorization": "Bearer nope-0123456789abcdef"}, body, signedAt, webhook.MethodBearer, webhook.ErrBadToken},
-		{"bearer token prefix", map[string]string{"authorization": "Bearer " + token1[:10]}, body, signedAt, webhook.MethodBearer, webhook.ErrBadToken},
-		{"bearer empty", map[string]string{"authorization": "Bearer "}, body, signedAt, webhook.MethodBearer, webhook.ErrBadToken},
-		{"basic with token password", map[string]string{"authorization": basic("orchestrator", token2)}, body, signedAt, webhook.MethodBasic, nil},
-		{"basic wrong password", map[string]string{"authorization": basic("orchestrator", "wrong")}, body, signedAt, webhook.MethodBasic, webhook.ErrBadToken},
-		{"basic garbage", map[string]string{"authorization": "Basic !!!"}, body, signedAt, webhook.MethodBasic, webhook.ErrBadToken},
-		{"no credentials", map[string]string{}, body, signedAt, "", webhook.ErrNoCredentials},
-		{"unknown scheme", map[string]string{"authorization": "Digest x"}, body, signedAt, "", webhook.ErrNoCredentials},
-		{"signature", map[string]string{"x-masterkv-signature": good}, body, signedAt, webhook.MethodSignature, nil},
-		{"signature rotated secret", map[string]string{"x-masterkv-signature": rotated}, body, signedAt, webhook.MethodSignature, nil},
-		{"signature with spaces", map[string]string{"x-masterkv-signature": strings.ReplaceAll(good, ",", ", ")}, body, signedAt, webhook.MethodSignature, nil},
-		{"signature one of two v1", map[string]string{"x-masterkv-signature": other + "," + good[strings.Index(good, "v1="):]}, body, signedAt, webhook.MethodSignature, nil},
-		{"signature unknown scheme ignored", map[string]string{"x-masterkv-signature": good + ",v0=abc"}, body, signedAt, webhook.MethodSignature, nil},
-		{"signature 4m59s old", map[string]string{"x-masterkv-signature": good}, body, signedAt.Add(5*time.Minute - time.Second), webhook.MethodSignature, nil},
-		{"signature 5m1s old", map[string]string{"x-masterkv-signature": good}, body, signedAt.Add(5*time.Minute + time.Second), webhook.MethodSignature, webhook.ErrStale},
-		{"signature 5m1s ahead", map[string]string{"x-masterkv-signature": good}, body, signedAt.Add(-5*time.Minute - time.Second), webhook.MethodSignature, webhook.ErrStale},
-		{"signature unknown secret", map[string]string{"x-masterkv-signature": other}, body, signedAt, webhook.MethodSignature, webhook.ErrBadSignature},
-		{"signature over another body", map[string]string{"x-masterkv-signature": good}, []byte(`{"cluster":"a","host":"10.6.6.6","port":3306}`), signedAt, webhook.MethodSignature, webhook.ErrBadSignature},
-		{"signature other timestamp", map[string]string{"x-masterkv-signature": strings.Replace(good, "t=1740830400", "t=1740830401", 1)}, body, signedAt, webhook.MethodSignature, webhook.ErrBadSignature},
-		{"signature without t", map[string]string{"x-masterkv-signature": good[strings.Index(good, "v1="):]}, body, signedAt, webhook.MethodSignature, webhook.ErrBadSignature},
-		{"signature without v1", map[string]string{"x-masterkv-signature": "t=1740830400"}, body, signedAt, webhook.MethodSignature, webhook.ErrBadSignature},
-		{"signature t twice", map[string]string{"x-masterkv-signature": "t=1740830400," + good}, body, signedAt, webhook.MethodSignature, webhook.ErrBadSignature},
-		{"signature t not a number", map[string]string{"x-masterkv-signature": "t=-5,v1=" + strings.Repeat("0", 64)}, body, signedAt, webhook.MethodSignature, webhook.ErrBadSignature},
-		{"signature v1 short", map[string]string{"x-masterkv-signature": "t=1740830400,v1=abcd"}, body, signedAt, webhook.MethodSignature, webhook.ErrBadSignature},
-		{"signature empty", map[string]string{"x-masterkv-signature": ""}, body, signedAt, webhook.MethodSignature, webhook.ErrBadSignature},
+		{"bearer first token", map[string]string{"authorization": "Bearer " + token1}, req, signedAt, webhook.MethodBearer, nil},
+		{"bearer rotated token", map[string]string{"authorization": "Bearer " + token2}, req, signedAt, webhook.MethodBearer, nil},
+		{"bearer scheme any case", map[string]string{"authorization": "bEARER " + token1}, req, signedAt, webhook.MethodBearer, nil},
+		{"bearer unknown token", map[string]string{"authorization": "Bearer nope-0123456789abcdef"}, req, signedAt, webhook.MethodBearer, webhook.ErrBadToken},
+		{"bearer token prefix", map[string]string{"authorization": "Bearer " + token1[:10]}, req, signedAt, webhook.MethodBearer, webhook.ErrBadToken},
+		{"bearer empty", map[string]string{"authorization": "Bearer "}, req, signedAt, webhook.MethodBearer, webhook.ErrBadToken},
+		{"basic with token password", map[string]string{"authorization": basic("orchestrator", token2)}, req, signedAt, webhook.MethodBasic, nil},
+		{"basic wrong password", map[string]string{"authorization": basic("orchestrator", "wrong")}, req, signedAt, webhook.MethodBasic, webhook.ErrBadToken},
+		{"basic garbage", map[string]string{"authorization": "Basic !!!"}, req, signedAt, webhook.MethodBasic, webhook.ErrBadToken},
+		{"no credentials", map[string]string{}, req, signedAt, "", webhook.ErrNoCredentials},
+		{"unknown scheme", map[string]string{"authorization": "Digest x"}, req, signedAt, "", webhook.ErrNoCredentials},
+		{"signature", map[string]string{"x-masterkv-signature": good}, req, signedAt, webhook.MethodSignature, nil},
+		{"signature rotated secret", map[string]string{"x-masterkv-signature": rotated}, req, signedAt, webhook.MethodSignature, nil},
+		{"signature with spaces", map[string]string{"x-masterkv-signature": strings.ReplaceAll(good, ",", ", ")}, req, signedAt, webhook.MethodSignature, nil},
+		{"signature one of two v2", map[string]string{"x-masterkv-signature": other + "," + good[strings.Index(good, "v2="):]}, req, signedAt, webhook.MethodSignature, nil},
+		{"signature unknown scheme ignored", map[string]string{"x-masterkv-signature": good + ",v0=abc"}, req, signedAt, webhook.MethodSignature, nil},
+		{"signature 4m59s old", map[string]string{"x-masterkv-signature": good}, req, signedAt.Add(5*time.Minute - time.Second), webhook.MethodSignature, nil},
+		{"signature 5m1s old", map[string]string{"x-masterkv-signature": good}, req, signedAt.Add(5*time.Minute + time.Second), webhook.MethodSignature, webhook.ErrStale},
+		{"signature 5m1s ahead", map[string]string{"x-masterkv-signature": good}, req, signedAt.Add(-5*time.Minute - time.Second), webhook.MethodSignature, webhook.ErrStale},
+		{"signature unknown secret", map[string]string{"x-masterkv-signature": other}, req, signedAt, webhook.MethodSignature, webhook.ErrBadSignature},
+		{"signature over another body", map[string]string{"x-masterkv-signature": good}, webhook.Request{Method: "POST", Route: "/v1/failover", Body: []byte(`{"cluster":"a","host":"10.6.6.6","port":3306}`)}, signedAt, webhook.MethodSignature, webhook.ErrBadSignature},
+		{"signature other timestamp", map[string]string{"x-masterkv-signature": strings.Replace(good, "t=1740830400", "t=1740830401", 1)}, req, signedAt, webhook.MethodSignature, webhook.ErrBadSignature},
+		{"signature without t", map[string]string{"x-masterkv-signature": good[strings.Index(good, "v2="):]}, req, signedAt, webhook.MethodSignature, webhook.ErrBadSignature},
+		{"signature without v2", map[string]string{"x-masterkv-signature": "t=1740830400"}, req, signedAt, webhook.MethodSignature, webhook.ErrBadSignature},
+		{"signature t twice", map[string]string{"x-masterkv-signature": "t=1740830400," + good}, req, signedAt, webhook.MethodSignature, webhook.ErrBadSignature},
+		{"signature t not a number", map[string]string{"x-masterkv-signature": "t=-5,v2=" + strings.Repeat("0", 64)}, req, signedAt, webhook.MethodSignature, webhook.ErrBadSignature},
+		{"signature v2 short", map[string]string{"x-masterkv-signature": "t=1740830400,v2=abcd"}, req, signedAt, webhook.MethodSignature, webhook.ErrBadSignature},
+		{"signature empty", map[string]string{"x-masterkv-signature": ""}, req, signedAt, webhook.MethodSignature, webhook.ErrBadSignature},
+		// Everything that changes the outcome is signed (issue 10 item 7):
+		// a fresh Idempotency-Key, another function, another alias or
+		// another method make the signature worthless.
+		{"signature with a fresh idempotency key", map[string]string{"x-masterkv-signature": good, "idempotency-key": "replay-1"}, req, signedAt, webhook.MethodSignature, webhook.ErrBadSignature},
+		{"signature of a keyed request", map[string]string{"x-masterkv-signature": webhook.Sign(secret1, signedAt, keyed), "idempotency-key": "failover-4711"}, req, signedAt, webhook.MethodSignature, nil},
+		{"signature of a keyed request, key dropped", map[string]string{"x-masterkv-signature": webhook.Sign(secret1, signedAt, keyed)}, req, signedAt, webhook.MethodSignature, webhook.ErrBadSignature},
+		{"signature at another function", map[string]string{"x-masterkv-signature": good}, webhook.Request{Method: "POST", Route: "/api/submit-masters-to-kv-stores", Body: body}, signedAt, webhook.MethodSignature, webhook.ErrBadSignature},
+		{"signature for another alias", map[string]string{"x-masterkv-signature": webhook.Sign(secret1, signedAt, webhook.Request{Method: "POST", Route: "/api/submit-masters-to-kv-stores/a"})}, webhook.Request{Method: "POST", Route: "/api/submit-masters-to-kv-stores/b"}, signedAt, webhook.MethodSignature, webhook.ErrBadSignature},
+		{"signature with another method", map[string]string{"x-masterkv-signature": good}, webhook.Request{Method: "GET", Route: "/v1/failover", Body: body}, signedAt, webhook.MethodSignature, webhook.ErrBadSignature},
+		{"v1 signature", map[string]string{"x-masterkv-signature": "t=1740830400,v1=3a5c30fc4e094b5b382a57640f75f042d522d5e447b747e6e5e973b8698834a8"}, req, signedAt, webhook.MethodSignature, webhook.ErrV1},
+		{"v1 beside v2", map[string]string{"x-masterkv-signature": good + ",v1=3a5c30fc4e094b5b382a57640f75f042d522d5e447b747e6e5e973b8698834a8"}, req, signedAt, webhook.MethodSignature, nil},
 		// A request carrying a signature is judged by it, not by a bearer.
-		{"bad signature beside good bearer", map[string]string{"x-masterkv-signature": other, "authorization": "Bearer " + token1}, body, signedAt, webhook.MethodSignature, webhook.ErrBadSignature},
+		{"bad signature beside good bearer", map[string]string{"x-masterkv-signature": other, "authorization": "Bearer " + token1}, req, signedAt, webhook.MethodSignature, webhook.ErrBadSignature},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			v := webhook.NewVerifier([]string{token1, token2}, []string{secret1, secret2}, func() time.Time { return tc.now })
-			method, err := v.Verify(tc.headers, tc.body)
+			method, err := v.Verify(tc.headers, tc.req)
 			if method != tc.method {
 				t.Errorf("method = %q, want %q", method, tc.method)
 			}
@@ -94,23 +107,26 @@ func TestVerify(t *testing.T) {
 // nothing (Credentials.Validate refuses that configuration anyway).
 func TestVerifyNothingConfigured(t *testing.T) {
 	v := webhook.NewVerifier(nil, nil, func() time.Time { return signedAt })
-	body := []byte("x")
+	req := webhook.Request{Method: "POST", Route: "/v1/failover", Body: []byte("x")}
 	for name, h := range map[string]map[string]string{
 		"bearer":    {"authorization": "Bearer "},
-		"signature": {"x-masterkv-signature": webhook.Sign("", signedAt, body)},
+		"signature": {"x-masterkv-signature": webhook.Sign("", signedAt, req)},
 	} {
-		if _, err := v.Verify(h, body); !errors.Is(err, webhook.ErrUnauthorized) {
+		if _, err := v.Verify(h, req); !errors.Is(err, webhook.ErrUnauthorized) {
 			t.Errorf("%s: Verify = %v, want unauthorized", name, err)
 		}
 	}
 }
 
 // TestSignKnownAnswer pins the signature scheme to an independent
-// computation (Python's hmac module), so Sign and Verify cannot drift
-// together.
+// computation (Python's hmac module, and `openssl dgst -sha256 -hmac`
+// over printf 'v2\n%s\nPOST\n/v1/failover\n\n%s'), so Sign and Verify
+// cannot drift together.
 func TestSignKnownAnswer(t *testing.T) {
-	got := webhook.Sign("fixture-hmac-secret-0001", signedAt, []byte(`{"cluster": "payments", "host": "10.0.2.30", "port": 3306}`))
-	want := "t=1740830400,v1=3a5c30fc4e094b5b382a57640f75f042d522d5e447b747e6e5e973b8698834a8"
+	got := webhook.Sign("fixture-hmac-secret-0001", signedAt, webhook.Request{
+		Method: "POST", Route: "/v1/failover", Body: []byte(`{"cluster": "payments", "host": "10.0.2.30", "port": 3306}`),
+	})
+	want := "t=1740830400,v2=a8f5a1eea2c741cae94b460d7630150ee0b342b43a5685bf52a30f407fc99f60"
 	if got != want {
 		t.Errorf("Sign = %s, want %s", got, want)
 	}
@@ -150,26 +166,26 @@ func TestCredentialsValidate(t *testing.T) {
 }
 
 func TestRefresh(t *testing.T) {
-	body := []byte(`{"cluster":"a"}`)
-	old := webhook.Sign(secret2, signedAt, body)
+	req := webhook.Request{Method: "POST", Route: "/v1/failover", Body: []byte(`{"cluster":"a"}`)}
+	old := webhook.Sign(secret2, signedAt, req)
 	now := signedAt.Add(48 * time.Hour)
-	fresh, ok := webhook.Refresh(old, body, []string{secret1, secret2}, now)
-	if !ok || fresh != webhook.Sign(secret2, now, body) {
+	fresh, ok := webhook.Refresh(old, req, []string{secret1, secret2}, now)
+	if !ok || fresh != webhook.Sign(secret2, now, req) {
 		t.Errorf("Refresh = %q, %v; want the body signed with secret2 at now", fresh, ok)
 	}
 	v := webhook.NewVerifier(nil, []string{secret2}, func() time.Time { return now })
-	if _, err := v.Verify(map[string]string{"x-masterkv-signature": fresh}, body); err != nil {
+	if _, err := v.Verify(map[string]string{"x-masterkv-signature": fresh}, req); err != nil {
 		t.Errorf("refreshed signature does not verify: %v", err)
 	}
 	for name, sig := range map[string]string{
-		"unknown secret": webhook.Sign("another-secret-0123456", signedAt, body),
+		"unknown secret": webhook.Sign("another-secret-0123456", signedAt, req),
 		"malformed":      "t=1",
 	} {
-		if got, ok := webhook.Refresh(sig, body, []string{secret1, secret2}, now); ok || got != sig {
+		if got, ok := webhook.Refresh(sig, req, []string{secret1, secret2}, now); ok || got != sig {
 			t.Errorf("%s: Refresh = %q, %v; want it unchanged", name, got, ok)
 		}
 	}
-	if got, ok := webhook.Refresh(old, []byte("other body"), []string{secret2}, now); ok || got != old {
+	if got, ok := webhook.Refresh(old, webhook.Request{Method: "POST", Route: "/v1/failover", Body: []byte("other body")}, []string{secret2}, now); ok || got != old {
 		t.Errorf("signature of another body: Refresh = %q, %v; want it unchanged", got, ok)
 	}
 }
@@ -177,7 +193,7 @@ func TestRefresh(t *testing.T) {
 // TestForgedAndStale: a forged signature is reported as bad whatever its
 // age; only a valid one is judged by its timestamp.
 func TestForgedAndStale(t *testing.T) {
-	body := []byte("x")
+	body := webhook.Request{Method: "POST", Route: "/v1/failover", Body: []byte("x")}
 	v := webhook.NewVerifier(nil, []string{secret1}, func() time.Time { return signedAt.Add(time.Hour) })
 	if _, err := v.Verify(map[string]string{"x-masterkv-signature": webhook.Sign("forged-secret-0123456", signedAt, body)}, body); !errors.Is(err, webhook.ErrBadSignature) {
 		t.Errorf("old forged signature: %v, want ErrBadSignature", err)

@@ -19,6 +19,10 @@ import (
 	"github.com/masterkv/masterkv/internal/webhook"
 )
 
+// Route is the node API path a failover stands for; a signature covers it,
+// so a failover's signature is worth nothing to another function.
+const Route = "/v1/failover"
+
 // Config is the function's configuration.
 type Config = functions.ForwardConfig
 
@@ -50,11 +54,11 @@ func (h *Handler) Handle(ctx context.Context, ev events.APIGatewayV2HTTPRequest)
 	if req.Method != http.MethodPost {
 		return h.refuse(ctx, fmt.Errorf("%w: %s; use POST", lambdahttp.ErrMethod, req.Method), "Allow", "POST"), nil
 	}
-	how, err := h.verifier.Verify(req.Headers, req.Body)
+	how, err := h.verifier.Verify(req.Headers, webhook.Request{Method: req.Method, Route: Route, Body: req.Body})
 	if err != nil {
 		return h.refuse(ctx, err, "WWW-Authenticate", `Bearer realm="masterkv"`), nil
 	}
-	bodyID, header := webhook.BodyID(req.Body), req.Header("Idempotency-Key")
+	bodyID, header := webhook.BodyID(req.Body), req.Header(webhook.KeyHeader)
 	if bodyID != "" && header != "" && bodyID != header {
 		return h.refuse(ctx, fmt.Errorf("id: differs from the Idempotency-Key header: %w", lambdahttp.ErrBadRequest)), nil
 	}
@@ -66,7 +70,7 @@ func (h *Handler) Handle(ctx context.Context, ev events.APIGatewayV2HTTPRequest)
 	if err := webhook.CheckKey(key); err != nil {
 		return h.refuse(ctx, fmt.Errorf("%w: %w", err, lambdahttp.ErrBadRequest)), nil
 	}
-	path := "/v1/failover"
+	path := Route
 	if q, _ := url.ParseQuery(req.RawQuery); q.Get("wait") == "all" {
 		path += "?wait=all"
 	}

@@ -64,24 +64,29 @@ func (h *Handler) Handle(ctx context.Context, ev events.APIGatewayV2HTTPRequest)
 	if req.Method != http.MethodGet && req.Method != http.MethodPost {
 		return h.refuse(ctx, fmt.Errorf("%w: %s; use GET or POST", lambdahttp.ErrMethod, req.Method), "Allow", "GET, POST"), nil
 	}
-	how, err := h.verifier.Verify(req.Headers, req.Body)
+	// The route is signed, so it is known before the credentials are
+	// judged; a path that names no route is told only to a caller with
+	// good credentials.
+	alias, pathErr := aliasOf(req)
+	path := NodePath(alias)
+	how, err := h.verifier.Verify(req.Headers, webhook.Request{Method: req.Method, Route: path, Body: req.Body})
 	if err != nil {
 		return h.refuse(ctx, err, "WWW-Authenticate", `Bearer realm="masterkv"`), nil
 	}
-	alias, err := aliasOf(req)
-	if err != nil {
-		return h.refuse(ctx, err), nil
+	if pathErr != nil {
+		return h.refuse(ctx, pathErr), nil
 	}
-	path := Route
-	if alias != "" {
-		path += "/" + url.PathEscape(alias)
-	}
-	key := req.Header("Idempotency-Key")
-	if key == "" {
+	key := req.Header(webhook.KeyHeader)
+	switch {
+	case key != "":
+	case how == webhook.MethodSignature:
+		// From the signature, so a replay inside its window is a
+		// duplicate, as the failover function derives its key.
+		key = webhook.FailoverKey("", "", req.Header(webhook.SignatureHeader), []byte(path))
+	case req.RequestID != "":
 		key = "submit-" + req.RequestID
-		if req.RequestID == "" {
-			key = "submit-" + randomHex()
-		}
+	default:
+		key = "submit-" + randomHex()
 	}
 	if err := webhook.CheckKey(key); err != nil {
 		return h.refuse(ctx, fmt.Errorf("%w: %w", err, lambdahttp.ErrBadRequest)), nil
@@ -98,6 +103,21 @@ func (h *Handler) Handle(ctx context.Context, ev events.APIGatewayV2HTTPRequest)
 		return lambdahttp.JSON(resp.Status, Response{Code: "ERROR", Message: msg}), nil
 	}
 	return lambdahttp.Raw(resp.Status, "application/json", resp.Body), nil
+}
+
+// NodePath is the node API path of a submit of alias ("" for every
+// cluster): the route its signature covers and the path it is sent to.
+func NodePath(alias string) string {
+	if alias == "" {
+		return Route
+	}
+	return Route + "/" + url.PathEscape(alias)
+}
+
+// RouteOf is the route a signature of req covers (NodePath of its alias).
+func RouteOf(req lambdahttp.Request) (string, error) {
+	alias, err := aliasOf(req)
+	return NodePath(alias), err
 }
 
 // aliasOf returns the cluster named by the route: the HTTP API's {alias}

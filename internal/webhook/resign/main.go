@@ -9,13 +9,17 @@
 package main
 
 import (
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"os"
 	"strings"
 	"time"
 
+	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/masterkv/masterkv/internal/functions/failover"
+	"github.com/masterkv/masterkv/internal/functions/submit"
+	"github.com/masterkv/masterkv/internal/lambdahttp"
 	"github.com/masterkv/masterkv/internal/webhook"
 )
 
@@ -38,36 +42,40 @@ func main() {
 }
 
 // resign returns raw with a valid signature refreshed, else raw itself.
+// The signed route is the one the event's function serves: a submit's
+// when the path or the route parameters name one, else a failover's.
 func resign(raw []byte, secrets []string, now time.Time) ([]byte, error) {
-	var ev struct {
-		Headers         map[string]string `json:"headers"`
-		Body            string            `json:"body"`
-		IsBase64Encoded bool              `json:"isBase64Encoded"`
-	}
+	var ev events.APIGatewayV2HTTPRequest
 	if err := json.Unmarshal(raw, &ev); err != nil {
 		return raw, nil // not an HTTP event (a schedule): nothing to sign
 	}
-	for name, sig := range ev.Headers {
-		if !strings.EqualFold(name, webhook.SignatureHeader) {
-			continue
-		}
-		body := []byte(ev.Body)
-		if ev.IsBase64Encoded {
-			var err error
-			if body, err = base64.StdEncoding.DecodeString(ev.Body); err != nil {
-				return nil, fmt.Errorf("body is not base64: %w", err)
-			}
-		}
-		fresh, ok := webhook.Refresh(sig, body, secrets, now)
-		if !ok {
-			return raw, nil
-		}
-		var full map[string]any
-		if err := json.Unmarshal(raw, &full); err != nil {
+	req, err := lambdahttp.Parse(ev)
+	if err != nil {
+		return nil, err
+	}
+	sig := req.Header(webhook.SignatureHeader)
+	if sig == "" {
+		return raw, nil
+	}
+	route := failover.Route
+	if strings.Contains(req.Path, submit.Route) || req.PathParameters["alias"] != "" {
+		if route, err = submit.RouteOf(req); err != nil {
 			return nil, err
 		}
-		full["headers"].(map[string]any)[name] = fresh
-		return json.MarshalIndent(full, "", "  ")
 	}
-	return raw, nil
+	fresh, ok := webhook.Refresh(sig, webhook.Request{Method: req.Method, Route: route, Key: req.Header(webhook.KeyHeader), Body: req.Body}, secrets, now)
+	if !ok {
+		return raw, nil
+	}
+	var full map[string]any
+	if err := json.Unmarshal(raw, &full); err != nil {
+		return nil, err
+	}
+	headers := full["headers"].(map[string]any)
+	for name := range headers {
+		if strings.EqualFold(name, webhook.SignatureHeader) {
+			headers[name] = fresh
+		}
+	}
+	return json.MarshalIndent(full, "", "  ")
 }
