@@ -174,19 +174,6 @@ func TestFailoverRetryOn503(t *testing.T) {
 	}
 }
 
-// TestFailoverNoNodeAnswers: every node down gives a 503 that says what
-// each attempt got.
-func TestFailoverNoNodeAnswers(t *testing.T) {
-	a, b := deadURL(t), deadURL(t)
-	f := newFunctions(nodesClient(t, nil, a, b), fixedClock, nil)
-	out, err := f.invoke(t, "failover", fixture(t, "failover-json.json"))
-	var e map[string]string
-	decodeBody(t, mustHTTP(t, out, err, 503), &e)
-	if !containsAll(e["error"], "no node of the group", a, b, "connection refused") {
-		t.Errorf("error = %q, want both nodes and the cause", e["error"])
-	}
-}
-
 // TestFailoverWaitAll: ?wait=all is passed on, so the receipt says what
 // every other node did.
 func TestFailoverWaitAll(t *testing.T) {

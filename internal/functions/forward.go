@@ -2,6 +2,8 @@ package functions
 
 import (
 	"context"
+	"errors"
+	"log/slog"
 
 	"github.com/masterkv/masterkv/internal/nodeclient"
 	"github.com/masterkv/masterkv/internal/webhook"
@@ -28,3 +30,13 @@ type Nodes interface {
 }
 
 var _ Nodes = (*nodeclient.Client)(nil)
+
+// FaultLevel is the log level of a request the function could not forward:
+// error when the function itself is misconfigured (the nodes refuse its
+// token), which no retry mends; warn otherwise.
+func FaultLevel(err error) slog.Level {
+	if errors.Is(err, nodeclient.ErrNodeAuth) {
+		return slog.LevelError
+	}
+	return slog.LevelWarn
+}

@@ -77,7 +77,7 @@ func TestSubmitNoNodeAnswers(t *testing.T) {
 	out, err := f.invoke(t, "submit", fixture(t, "submit-all.json"))
 	var a orchestratorAnswer
 	decodeStrict(t, mustHTTP(t, out, err, 503), &a)
-	if a.Code != "ERROR" || !strings.Contains(a.Message, "no node of the group") || a.Details != nil {
+	if a.Code != "ERROR" || !strings.Contains(a.Message, "no masterkv node could serve") || a.Details != nil {
 		t.Errorf("answer = %+v", a)
 	}
 }

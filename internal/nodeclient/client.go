@@ -32,6 +32,9 @@ var (
 	ErrUnavailable = errors.New("no node of the group could serve the request")
 	// ErrTooLarge means a node's answer exceeded MaxResponseBytes.
 	ErrTooLarge = errors.New("node answer too large")
+	// ErrNodeAuth means the nodes refused the client's own token (401):
+	// the client is misconfigured, whatever its caller sent.
+	ErrNodeAuth = errors.New("the nodes refused this function's token: check MASTERKV_NODE_TOKEN against the nodes' MASTERKV_API_TOKENS")
 )
 
 // MaxResponseBytes bounds a node's answer. A submit of every cluster lists

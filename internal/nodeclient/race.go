@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 	"time"
 )
@@ -55,6 +56,7 @@ type race struct {
 
 	last     Response
 	failures []string
+	refused  bool // a node answered 401: our token is wrong
 }
 
 func (r *race) run(ctx context.Context) (Response, error) {
@@ -144,6 +146,11 @@ func (r *race) settle(ctx context.Context, o outcome) (bool, Response, error) {
 	switch {
 	case errors.Is(o.err, ErrTooLarge):
 		return true, Response{}, o.err
+	case o.err == nil && o.resp.Status == http.StatusUnauthorized:
+		// Not the caller's 401: the node refused our token. Another node
+		// may already have the new one (a rotation under way).
+		r.refused = true
+		r.failures = append(r.failures, fmt.Sprintf("%s: 401 %s", o.resp.Node, errorMessage(o.resp.Body)))
 	case o.err == nil && !retryable(o.resp.Status):
 		r.c.preferred.Store(int32(o.node))
 		return true, o.resp, nil
@@ -161,5 +168,8 @@ func (r *race) settle(ctx context.Context, o outcome) (bool, Response, error) {
 }
 
 func (r *race) unavailable() error {
+	if r.refused {
+		return fmt.Errorf("%w: %s", ErrNodeAuth, strings.Join(r.failures, "; "))
+	}
 	return fmt.Errorf("%w: %s", ErrUnavailable, strings.Join(r.failures, "; "))
 }

@@ -78,8 +78,8 @@ func (h *Handler) Handle(ctx context.Context, ev events.APIGatewayV2HTTPRequest)
 		Method: http.MethodPost, Path: path, Body: req.Body, ContentType: req.Header("Content-Type"), IdempotencyKey: key,
 	})
 	if err != nil {
-		h.log.WarnContext(ctx, "failover not forwarded", "auth", how, "idempotency_key", key, "err", err)
-		return lambdahttp.JSON(lambdahttp.StatusOf(err), map[string]string{"error": err.Error()}), nil
+		h.log.Log(ctx, functions.FaultLevel(err), "failover not forwarded", "auth", how, "idempotency_key", key, "err", err)
+		return lambdahttp.JSON(lambdahttp.StatusOf(err), map[string]string{"error": lambdahttp.PublicMessage(err)}), nil
 	}
 	h.log.InfoContext(ctx, "failover forwarded", "auth", how, "idempotency_key", key, "node", resp.Node, "status", resp.Status)
 	return lambdahttp.Raw(resp.Status, resp.ContentType, resp.Body), nil

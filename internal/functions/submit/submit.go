@@ -93,8 +93,8 @@ func (h *Handler) Handle(ctx context.Context, ev events.APIGatewayV2HTTPRequest)
 	}
 	resp, err := h.nodes.Do(ctx, nodeclient.Request{Method: http.MethodPost, Path: path, IdempotencyKey: key})
 	if err != nil {
-		h.log.WarnContext(ctx, "submit not forwarded", "auth", how, "cluster", alias, "err", err)
-		return lambdahttp.JSON(lambdahttp.StatusOf(err), Response{Code: "ERROR", Message: err.Error()}), nil
+		h.log.Log(ctx, functions.FaultLevel(err), "submit not forwarded", "auth", how, "cluster", alias, "err", err)
+		return lambdahttp.JSON(lambdahttp.StatusOf(err), Response{Code: "ERROR", Message: lambdahttp.PublicMessage(err)}), nil
 	}
 	h.log.InfoContext(ctx, "submit forwarded", "auth", how, "cluster", alias, "node", resp.Node, "status", resp.Status)
 	if !orchestratorShaped(resp.Body) {
