@@ -8,7 +8,7 @@ CONSUL    := $(TOOLS)/consul
 ZK_JAR    := /usr/share/java/zookeeper.jar
 SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run cluster build test test-deps test-deps-openssl test-model vet fmt-check
+.PHONY: run cluster build test test-deps test-deps-tools test-model vet fmt-check
 
 ## run: a single-node dev group on 127.0.0.1:8080, internal store only.
 run:
@@ -36,11 +36,14 @@ fmt-check:
 ## test-deps: the real servers the integration tests run, cached after the
 ## first time: Consul v1.15.4 (MPL-2.0) built from the Go module proxy into
 ## .tools/, and ZooKeeper from Debian's package.
-test-deps: $(CONSUL) $(ZK_JAR) test-deps-lambda test-deps-openssl
+test-deps: $(CONSUL) $(ZK_JAR) test-deps-lambda test-deps-tools
 
-# openssl: the documented shell signer of webhooks is run by a test.
-test-deps-openssl:
-	@command -v openssl >/dev/null || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq openssl; }
+# Tools tests run as operators do: openssl for the documented webhook
+# signer, curl and jq for the real orchestrator-client script.
+TEST_TOOLS := openssl curl jq
+test-deps-tools:
+	@missing=$$(for t in $(TEST_TOOLS); do command -v $$t >/dev/null || echo $$t; done); \
+	if [ -n "$$missing" ]; then $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; fi
 
 $(CONSUL): tools/consul/go.mod tools/consul/go.sum
 	@echo "building consul v1.15.4 into $(CONSUL) (a few minutes, once)"

@@ -148,6 +148,7 @@ func (s *Server) routes() {
 	if s.opts.Metrics != nil {
 		s.mux.Handle("GET /metrics", s.authorize(s.opts.Metrics.ServeHTTP))
 	}
+	s.handle("GET /api/leader-check", s.leaderCheck)
 	for _, m := range []string{"GET", "POST"} {
 		s.handle(m+" /api/submit-masters-to-kv-stores", s.submit)
 		s.handle(m+" /api/submit-masters-to-kv-stores/{$}", s.submit)
@@ -220,7 +221,36 @@ func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"status": "ready", "leader": s.node.Status().Leader.ID})
 }
 
-// authorize checks the bearer token against every configured token in
+// leaderCheck is orchestrator's /api/leader-check, which
+// orchestrator-client asks every URL of ORCHESTRATOR_API to find the one
+// to send its command to: 200 "OK" on the leader, 404 "Not leader"
+// elsewhere. (Any node would do for masterkv, which forwards writes, but
+// the script insists on one 200.)
+func (s *Server) leaderCheck(w http.ResponseWriter, _ *http.Request) {
+	if st := s.node.Status(); st.State == "Leader" && st.Leader.ID == s.node.ID() {
+		writeJSON(w, http.StatusOK, "OK")
+		return
+	}
+	writeJSON(w, http.StatusNotFound, "Not leader")
+}
+
+// credential returns the token a request carries: a bearer token, or the
+// password of basic auth (any user name), as orchestrator-client sends
+// with ORCHESTRATOR_AUTH_USER and ORCHESTRATOR_AUTH_PASSWORD. ok is false
+// when it carries neither.
+func credential(r *http.Request) (token string, ok bool) {
+	// The scheme name is case-insensitive (RFC 9110 §11.1).
+	auth := r.Header.Get("Authorization")
+	if len(auth) > 7 && strings.EqualFold(auth[:7], "Bearer ") {
+		return auth[7:], true
+	}
+	if _, password, ok := r.BasicAuth(); ok {
+		return password, true
+	}
+	return "", false
+}
+
+// authorize checks the request's token against every configured token in
 // constant time (hashes first, so lengths leak nothing either).
 func (s *Server) authorize(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
@@ -228,13 +258,7 @@ func (s *Server) authorize(h http.HandlerFunc) http.HandlerFunc {
 			h(w, r)
 			return
 		}
-		// The scheme name is case-insensitive (RFC 9110 §11.1).
-		auth := r.Header.Get("Authorization")
-		ok := len(auth) > 7 && strings.EqualFold(auth[:7], "Bearer ")
-		given := ""
-		if ok {
-			given = auth[7:]
-		}
+		given, ok := credential(r)
 		sum := sha256.Sum256([]byte(given))
 		match := 0
 		for _, t := range s.tokens {
@@ -242,6 +266,7 @@ func (s *Server) authorize(h http.HandlerFunc) http.HandlerFunc {
 		}
 		if !ok || match != 1 {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="masterkv"`)
+			w.Header().Add("WWW-Authenticate", `Basic realm="masterkv"`)
 			s.fail(w, r, errUnauthorized)
 			return
 		}
