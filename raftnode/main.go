@@ -18,6 +18,7 @@ import (
 
 	"github.com/masterkv/masterkv/internal/discovery"
 	"github.com/masterkv/masterkv/internal/master"
+	"github.com/masterkv/masterkv/internal/tlsfiles"
 	"github.com/masterkv/masterkv/raftnode/config"
 	"github.com/masterkv/masterkv/raftnode/httpapi"
 	"github.com/masterkv/masterkv/raftnode/metrics"
@@ -51,11 +52,18 @@ func run() error {
 	log := newLogger(cfg)
 	peers, _ := cfg.PeerList() // validated by Load
 	m := metrics.New()
+	raftTLS, err := cfg.RaftTLS()
+	if err != nil {
+		return err
+	}
+	if raftTLS == nil && !cfg.Dev {
+		log.Warn("the raft transport runs on plain TCP: anyone who reaches MASTERKV_RAFT_ADDR can rewrite the group; set MASTERKV_RAFT_TLS_CERT_FILE, _KEY_FILE and _CA_FILE (docs/TLS.md)")
+	}
 	n, err := node.Open(node.Config{
 		ID: cfg.NodeID, Peers: peers, Bootstrap: cfg.ShouldBootstrap(),
 		SnapshotDelay: cfg.SnapshotDelay, ApplyTimeout: cfg.ApplyTimeout,
 		OnPropose: m.ObserveCommit, Logger: log,
-	}, cfg.DataDir, cfg.RaftAddr, cfg.RaftAdvertise())
+	}, cfg.DataDir, cfg.RaftAddr, cfg.RaftAdvertise(), raftTLS)
 	if err != nil {
 		return err
 	}
@@ -63,6 +71,11 @@ func run() error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	var tlsStores []*tlsfiles.Store
+	if raftTLS != nil {
+		tlsStores = append(tlsStores, raftTLS)
+	}
+	reloadTLS(ctx, tlsStores, cfg.ReloadInterval, log)
 	layout := discovery.NewLayout(cfg.KVClusterMasterPrefix, cfg.WriteEpochKey)
 	pubs, sweeper, closeStores, err := startPublishers(ctx, cfg, n, layout, m, log)
 	if err != nil {
@@ -120,7 +133,7 @@ func run() error {
 		IdleTimeout:  2 * time.Minute,
 	}
 	log.Info("raftnode started", "node", cfg.NodeID, "raft_addr", cfg.RaftAddr, "http_addr", ln.Addr().String(),
-		"data_dir", cfg.DataDir, "peers", len(peers), "auth", len(cfg.APITokens) > 0)
+		"data_dir", cfg.DataDir, "peers", len(peers), "auth", len(cfg.APITokens) > 0, "raft_tls", raftTLS != nil)
 	if len(cfg.APITokens) == 0 {
 		log.Warn("dev mode: the API runs without authentication; set MASTERKV_API_TOKENS for anything but local testing")
 	}

@@ -71,6 +71,17 @@ type Config struct {
 	DriftCheckInterval time.Duration `envconfig:"MASTERKV_DRIFT_CHECK_INTERVAL" default:"1m"`
 	DriftRepair        bool          `envconfig:"MASTERKV_DRIFT_REPAIR"`
 
+	// TLS (docs/TLS.md); empty files mean plain TCP for raft and plain
+	// HTTP, as `make run` uses.
+	// Raft: the node's certificate and key, and the group's CA; all three
+	// or none. Peers must present a certificate the CA signed.
+	RaftCertFile string `envconfig:"MASTERKV_RAFT_TLS_CERT_FILE"`
+	RaftKeyFile  string `envconfig:"MASTERKV_RAFT_TLS_KEY_FILE"`
+	RaftCAFile   string `envconfig:"MASTERKV_RAFT_TLS_CA_FILE"`
+	// ReloadInterval is how often the files are checked for a change; 0
+	// leaves reloading to SIGHUP.
+	ReloadInterval time.Duration `envconfig:"MASTERKV_TLS_RELOAD_INTERVAL" default:"10s"`
+
 	LogLevel  string `envconfig:"MASTERKV_LOG_LEVEL" default:"info"`
 	LogFormat string `envconfig:"MASTERKV_LOG_FORMAT" default:"text"`
 }
@@ -153,6 +164,9 @@ func (c Config) Validate() error {
 		}
 	}
 	if err := c.validateStores(); err != nil {
+		return err
+	}
+	if err := c.validateTLS(); err != nil {
 		return err
 	}
 	switch strings.ToLower(c.LogLevel) {

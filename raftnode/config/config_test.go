@@ -80,6 +80,7 @@ func defaults() config.Config {
 		ConsulSweepConcurrency: 8,
 		StoreRetryMax:          30 * time.Second,
 		DriftCheckInterval:     time.Minute,
+		ReloadInterval:         10 * time.Second,
 		LogLevel:               "info",
 		LogFormat:              "text",
 	}
@@ -146,6 +147,10 @@ func TestLoadEveryVariable(t *testing.T) {
 		"STORE_RETRY_MAX":                       "7s",
 		"DRIFT_CHECK_INTERVAL":                  "0s",
 		"DRIFT_REPAIR":                          "true",
+		"RAFT_TLS_CERT_FILE":                    "/tls/node.crt",
+		"RAFT_TLS_KEY_FILE":                     "/tls/node.key",
+		"RAFT_TLS_CA_FILE":                      "/tls/ca.crt",
+		"TLS_RELOAD_INTERVAL":                   "1m",
 		"LOG_LEVEL":                             "DEBUG",
 		"LOG_FORMAT":                            "json",
 	})
@@ -165,6 +170,7 @@ func TestLoadEveryVariable(t *testing.T) {
 		ConsulTimeout: 4 * time.Second, ConsulCrossDataCenterDistribution: true,
 		ConsulSweepInterval: 30 * time.Second, ConsulSweepConcurrency: 3, ZKAddress: "zk1,zk2:12181", ZKChroot: "/masterkv", ZKAuth: "u:p",
 		ZKTimeout: 6 * time.Second, StoreRetryMax: 7 * time.Second, DriftRepair: true,
+		RaftCertFile: "/tls/node.crt", RaftKeyFile: "/tls/node.key", RaftCAFile: "/tls/ca.crt", ReloadInterval: time.Minute,
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("Load() =\n%+v\nwant\n%+v", got, want)
