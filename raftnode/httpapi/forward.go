@@ -194,13 +194,14 @@ func (s *Server) relay(w http.ResponseWriter, r *http.Request, leader node.Peer,
 const forwardSlack = 2 * time.Second
 
 // leaderBudget is the longest the leader may take to answer the write r:
-// ApplyTimeout to queue and commit it, ApplyTimeout again for the barrier
-// that makes followers apply it, ReceiptTimeout for its stores and, with
-// ?wait=all, WaitAllTimeout for the other nodes. A forward waits that long
+// ResolveBudget for its DNS lookups, ApplyTimeout to queue and commit it,
+// ApplyTimeout again for the barrier that makes followers apply it,
+// ReceiptTimeout for its stores and, with ?wait=all, WaitAllTimeout for
+// the other nodes. A forward waits that long
 // (plus slack), never a fixed time: a committed write must not be reported
 // as failed because the node relaying it gave up first.
 func (s *Server) leaderBudget(r *http.Request) time.Duration {
-	b := 2*s.opts.ApplyTimeout + s.opts.ReceiptTimeout + forwardSlack
+	b := s.opts.ResolveBudget + 2*s.opts.ApplyTimeout + s.opts.ReceiptTimeout + forwardSlack
 	if r.URL.Query().Get("wait") == "all" {
 		b += s.opts.WaitAllTimeout
 	}
@@ -208,13 +209,13 @@ func (s *Server) leaderBudget(r *http.Request) time.Duration {
 }
 
 // MaxRequestTime is the longest a request may take on this node, for the
-// HTTP server's WriteTimeout: the wait for an election (LeaderWait), the
-// leader's budget for a ?wait=all write, and a second election while the
-// write is forwarded (after which it is sent to the new leader within the
-// same budget).
+// HTTP server's WriteTimeout: its own DNS lookups (ResolveBudget), the
+// wait for an election (LeaderWait), the leader's budget for a ?wait=all
+// write, and a second election while the write is forwarded (after which
+// it is sent to the new leader within the same budget).
 func (s *Server) MaxRequestTime() time.Duration {
 	r := &http.Request{URL: &url.URL{RawQuery: "wait=all"}}
-	return 2*s.opts.LeaderWait + s.leaderBudget(r)
+	return s.opts.ResolveBudget + 2*s.opts.LeaderWait + s.leaderBudget(r)
 }
 
 // localRetriesKey counts, in a request's context, how often serveHere

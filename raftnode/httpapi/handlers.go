@@ -133,7 +133,7 @@ func (s *Server) failover(w http.ResponseWriter, r *http.Request) {
 }
 
 // resolveWorkers bounds concurrent DNS lookups of one populate batch.
-const resolveWorkers = 8
+const resolveWorkers = 16
 
 func (s *Server) populate(w http.ResponseWriter, r *http.Request) {
 	body, err := readBody(w, r)
@@ -195,28 +195,40 @@ func (s *Server) populate(w http.ResponseWriter, r *http.Request) {
 }
 
 // completeAll completes the masters of clusters the local store lacks (the
-// others will be skipped by Apply) with bounded concurrency.
+// others will be skipped by Apply) with bounded concurrency, and within
+// ResolveBudget in all: a batch of names a DNS server never answers must
+// not keep the request past the HTTP write timeout (the client would get
+// no answer for a batch that then commits). A lookup the budget cuts short
+// leaves the master without addresses, as a name that does not resolve.
 func (s *Server) completeAll(ctx context.Context, entries []command.Entry) error {
+	ctx, cancel := context.WithTimeout(ctx, s.opts.ResolveBudget)
+	defer cancel()
 	errs := make([]error, len(entries))
 	sem := make(chan struct{}, resolveWorkers)
 	var wg sync.WaitGroup
 	for i := range entries {
-		if _, ok := s.masters.Record(entries[i].Cluster); ok {
-			// Skipped by Apply, so not worth a DNS lookup; still bad input
-			// if it names this machine.
-			if !s.opts.AllowLoopback {
-				errs[i] = master.Prefixed(fmt.Sprintf("masters[%d].", i), master.CheckLoopback(entries[i].Master))
-			}
-			continue
-		}
+		field := fmt.Sprintf("masters[%d].", i)
+		_, known := s.masters.Record(entries[i].Cluster)
 		wg.Add(1)
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			entries[i].Master, errs[i] = s.completeMaster(ctx, fmt.Sprintf("masters[%d].", i), entries[i].Master)
+			if known {
+				// Skipped by Apply, so not worth a DNS lookup; still bad
+				// input if it names this machine.
+				if !s.opts.AllowLoopback {
+					errs[i] = master.Prefixed(field, master.CheckLoopback(entries[i].Master))
+				}
+				return
+			}
+			entries[i].Master, errs[i] = s.completeMaster(ctx, field, entries[i].Master)
 		}()
 	}
 	wg.Wait()
+	if ctx.Err() != nil {
+		s.log.Warn("populate: DNS resolution budget spent; the masters not resolved by then are committed without addresses",
+			"budget", s.opts.ResolveBudget, "masters", len(entries))
+	}
 	return errors.Join(errs...)
 }
 

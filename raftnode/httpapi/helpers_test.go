@@ -18,6 +18,7 @@ import (
 
 	"github.com/masterkv/masterkv/internal/command"
 	"github.com/masterkv/masterkv/internal/discovery"
+	"github.com/masterkv/masterkv/internal/master"
 	"github.com/masterkv/masterkv/raftnode/httpapi"
 	"github.com/masterkv/masterkv/raftnode/node"
 	"github.com/masterkv/masterkv/raftnode/nodetest"
@@ -49,6 +50,8 @@ type clusterOptions struct {
 	// slower so that leadership does not move under -race while a test
 	// compares raft indexes.
 	fastRaft bool
+	// resolver completes masters' addresses (nil: no resolution).
+	resolver master.Resolver
 }
 
 // newAPICluster starts the group and its servers; all stop when the test ends.
@@ -76,7 +79,7 @@ func newAPICluster(t *testing.T, o clusterOptions) *apiCluster {
 		c.srvs[i].Config.Handler = httpapi.New(nd, nd.Store(), httpapi.Options{
 			Layout:     discovery.NewLayout("mysql/master", true),
 			Tokens:     []string{token, rotatedToken},
-			Resolver:   nil,
+			Resolver:   o.resolver,
 			LeaderWait: o.leaderWait,
 			Now:        func() time.Time { return fixedNow },
 			Logger:     discard,

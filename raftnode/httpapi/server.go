@@ -62,6 +62,11 @@ type Options struct {
 	// Resolver completes ipv4/ipv6 from the host; nil disables resolution.
 	Resolver      master.Resolver
 	AllowLoopback bool
+	// ResolveBudget bounds all the DNS lookups of one request (a populate
+	// batch resolves many names); names not reached in time are committed
+	// without addresses, as names that do not resolve are. Default 5 s, so
+	// that a populate answers well within the Lambda node client's 12 s.
+	ResolveBudget time.Duration
 	// LeaderWait is how long a follower waits for a leader to be elected
 	// before answering 503.
 	LeaderWait time.Duration
@@ -125,6 +130,9 @@ func New(n Node, m Masters, opts Options) *Server {
 	}
 	if opts.WaitAllTimeout <= 0 {
 		opts.WaitAllTimeout = 10 * time.Second
+	}
+	if opts.ResolveBudget <= 0 {
+		opts.ResolveBudget = 5 * time.Second
 	}
 	s := &Server{node: n, masters: m, opts: opts, forwarder: &forwarder, log: opts.Logger, mux: http.NewServeMux()}
 	for _, t := range opts.Tokens {
