@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -71,9 +72,19 @@ func run() error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	serverTLS, err := cfg.HTTPServerTLS()
+	if err != nil {
+		return err
+	}
+	forwardTLS, err := cfg.ForwardTLS()
+	if err != nil {
+		return err
+	}
 	var tlsStores []*tlsfiles.Store
-	if raftTLS != nil {
-		tlsStores = append(tlsStores, raftTLS)
+	for _, s := range []*tlsfiles.Store{raftTLS, serverTLS, forwardTLS} {
+		if s != nil {
+			tlsStores = append(tlsStores, s)
+		}
 	}
 	reloadTLS(ctx, tlsStores, cfg.ReloadInterval, log)
 	layout := discovery.NewLayout(cfg.KVClusterMasterPrefix, cfg.WriteEpochKey)
@@ -117,6 +128,7 @@ func run() error {
 		Sweep:          sweepOrNil(sweeper),
 		ReceiptTimeout: cfg.ReceiptTimeout,
 		WaitAllTimeout: cfg.WaitAllTimeout,
+		Client:         nodeClient(forwardTLS),
 		Logger:         log,
 	})
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
@@ -132,21 +144,38 @@ func run() error {
 		WriteTimeout: api.MaxRequestTime() + 10*time.Second,
 		IdleTimeout:  2 * time.Minute,
 	}
+	scheme := "http"
+	if serverTLS != nil {
+		scheme = "https"
+		auth := tls.NoClientCert
+		if cfg.HTTPClientCAFile != "" {
+			auth = tls.RequireAndVerifyClientCert
+		}
+		srv.TLSConfig = serverTLS.ServerConfig(auth)
+		// net/http logs each refused handshake (peer address and reason).
+		srv.ErrorLog = slog.NewLogLogger(log.With("component", "http").Handler(), slog.LevelWarn)
+	}
 	log.Info("raftnode started", "node", cfg.NodeID, "raft_addr", cfg.RaftAddr, "http_addr", ln.Addr().String(),
-		"data_dir", cfg.DataDir, "peers", len(peers), "auth", len(cfg.APITokens) > 0, "raft_tls", raftTLS != nil)
+		"data_dir", cfg.DataDir, "peers", len(peers), "auth", len(cfg.APITokens) > 0, "raft_tls", raftTLS != nil, "http_scheme", scheme)
 	if len(cfg.APITokens) == 0 {
 		log.Warn("dev mode: the API runs without authentication; set MASTERKV_API_TOKENS for anything but local testing")
 	}
 
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() {
+		if serverTLS != nil {
+			errc <- srv.ServeTLS(ln, "", "") // the certificate comes from TLSConfig
+			return
+		}
+		errc <- srv.Serve(ln)
+	}()
 	go func() {
 		// The curl lines are printed only once a write would commit: right
 		// after start the first election has not ended yet.
 		if waitReady(ctx, n) {
 			log.Info("raftnode ready", "node", cfg.NodeID, "leader", n.Status().Leader.ID)
 			if cfg.Dev {
-				printQuickstart(ln.Addr().String(), cfg.APITokens)
+				printQuickstart(scheme, ln.Addr().String(), cfg.APITokens)
 			}
 		}
 	}()
@@ -180,7 +209,7 @@ func waitReady(ctx context.Context, n *node.Node) bool {
 }
 
 // printQuickstart shows the two curl lines a new user needs.
-func printQuickstart(addr string, tokens []string) {
+func printQuickstart(scheme, addr string, tokens []string) {
 	auth := ""
 	if len(tokens) > 0 {
 		auth = ` -H "Authorization: Bearer $MASTERKV_API_TOKEN"`
@@ -190,15 +219,29 @@ func printQuickstart(addr string, tokens []string) {
 		addr = "127.0.0.1:" + port
 	}
 	fmt.Printf(`
-masterkv dev node on http://%[1]s (internal store only)
+masterkv dev node on %[3]s://%[1]s (internal store only)
 
   # publish a new master for cluster "mycluster"
-  curl -s%[2]s -d cluster=mycluster -d host=10.0.0.12 -d port=3306 http://%[1]s/v1/failover
+  curl -s%[2]s -d cluster=mycluster -d host=10.0.0.12 -d port=3306 %[3]s://%[1]s/v1/failover
 
   # read what is committed
-  curl -s%[2]s http://%[1]s/v1/masters
+  curl -s%[2]s %[3]s://%[1]s/v1/masters
 
-`, addr, auth)
+`, addr, auth, scheme)
+}
+
+// nodeClient is the client that forwards writes to the leader and polls the
+// other nodes: over TLS with files when set, plain net/http otherwise.
+func nodeClient(files *tlsfiles.Store) *http.Client {
+	if files == nil {
+		return &http.Client{}
+	}
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	d := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
+	t.DialTLSContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		return files.DialContext(ctx, d, network, addr)
+	}
+	return &http.Client{Transport: t}
 }
 
 // sweepOrNil keeps a nil *sweep.Sweeper out of the interface.

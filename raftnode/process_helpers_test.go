@@ -5,6 +5,7 @@ package main_test
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -54,6 +55,8 @@ type procCluster struct {
 	env     []string
 	members []*member
 	client  *http.Client
+	// scheme of the members' HTTP API: "http", or "https" after useTLS.
+	scheme string
 }
 
 // newProcCluster builds the raftnode binary and prepares n members (ids
@@ -66,7 +69,7 @@ func newProcCluster(t *testing.T, n int, extraEnv ...string) *procCluster {
 	dir := t.TempDir()
 	c := &procCluster{
 		t: t, bin: buildRaftnode(t, dir), dir: dir, token: "proc-test-token", env: extraEnv,
-		client: &http.Client{Timeout: 5 * time.Second},
+		client: &http.Client{Timeout: 5 * time.Second}, scheme: "http",
 	}
 	var peers []string
 	for i := 1; i <= n; i++ {
@@ -104,6 +107,22 @@ func freeAddr(t *testing.T) string {
 	defer ln.Close()
 	return ln.Addr().String()
 }
+
+// useTLS switches the cluster to an HTTPS API before any member starts:
+// PEERS name https:// addresses and the test's client uses cfg.
+func (c *procCluster) useTLS(cfg *tls.Config) {
+	c.t.Helper()
+	c.scheme = "https"
+	c.client = &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: cfg}}
+	var peers []string
+	for _, m := range c.members {
+		peers = append(peers, m.id+"="+m.raftAddr+"=https://"+m.httpAddr)
+	}
+	c.peers = strings.Join(peers, ",")
+}
+
+// url is the base URL of member i's HTTP API.
+func (c *procCluster) url(i int) string { return c.scheme + "://" + c.members[i].httpAddr }
 
 // start runs member i. bootstrap sets MASTERKV_BOOTSTRAP=true.
 func (c *procCluster) start(i int, bootstrap bool) {
@@ -280,7 +299,7 @@ type receiptView struct {
 // call sends one authenticated request to member i and returns the status
 // and body. A transport error (refused, reset, timeout) is returned as err.
 func (c *procCluster) call(ctx context.Context, i int, method, path string, body []byte, hdr http.Header) (int, []byte, error) {
-	req, err := http.NewRequestWithContext(ctx, method, "http://"+c.members[i].httpAddr+path, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, method, c.url(i)+path, bytes.NewReader(body))
 	if err != nil {
 		return 0, nil, err
 	}

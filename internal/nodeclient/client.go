@@ -95,18 +95,29 @@ type Client struct {
 	preferred atomic.Int32
 }
 
-// New returns a client for cfg, which must be valid. It opens no
-// connection.
+// New returns a client for cfg, which must be valid. It reads the TLS
+// files, if any, once and opens no connection.
 func New(cfg Config, opts Options) (*Client, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	nodes, _ := parseNodes(cfg.Nodes)
+	files, err := cfg.loadTLS()
+	if err != nil {
+		return nil, err
+	}
 	tr := opts.Transport
 	if tr == nil {
 		t := http.DefaultTransport.(*http.Transport).Clone()
-		t.DialContext = (&net.Dialer{Timeout: cfg.ConnectTimeout, KeepAlive: 30 * time.Second}).DialContext
+		d := &net.Dialer{Timeout: cfg.ConnectTimeout, KeepAlive: 30 * time.Second}
+		t.DialContext = d.DialContext
 		t.TLSHandshakeTimeout = cfg.ConnectTimeout
+		if files != nil {
+			// ConnectTimeout bounds the connect and the handshake.
+			t.DialTLSContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+				return files.DialContext(ctx, d, network, addr)
+			}
+		}
 		t.MaxIdleConnsPerHost = 4
 		tr = t
 	}

@@ -1,10 +1,13 @@
 package nodeclient
 
 import (
+	"errors"
 	"fmt"
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/masterkv/masterkv/internal/tlsfiles"
 )
 
 // Config is what every function needs to reach the node group, read from
@@ -32,6 +35,13 @@ type Config struct {
 	// Attempts is how many requests one call may send in all, going round
 	// the nodes; a full round without success waits a short backoff.
 	Attempts int `envconfig:"MASTERKV_NODE_ATTEMPTS" default:"6"`
+	// CAFile is the CA the nodes' API certificates are verified against
+	// (the system roots when empty); with it every node URL is https://.
+	CAFile string `envconfig:"MASTERKV_NODE_CA_FILE"`
+	// CertFile and KeyFile are the client certificate presented to nodes
+	// that require one (MASTERKV_HTTP_TLS_CLIENT_CA_FILE on the nodes).
+	CertFile string `envconfig:"MASTERKV_NODE_CERT_FILE"`
+	KeyFile  string `envconfig:"MASTERKV_NODE_KEY_FILE"`
 }
 
 // maxAttempts bounds Attempts.
@@ -60,7 +70,41 @@ func (c Config) Validate() error {
 	if c.Attempts < 1 || c.Attempts > maxAttempts {
 		return fmt.Errorf("config: MASTERKV_NODE_ATTEMPTS must be from 1 to %d, got %d", maxAttempts, c.Attempts)
 	}
+	return c.validateTLS()
+}
+
+func (c Config) validateTLS() error {
+	if (c.CertFile == "") != (c.KeyFile == "") {
+		return fmt.Errorf("config: MASTERKV_NODE_CERT_FILE and MASTERKV_NODE_KEY_FILE must be set together")
+	}
+	if c.CAFile == "" && c.CertFile == "" {
+		return nil
+	}
+	nodes, _ := parseNodes(c.Nodes) // checked before
+	for _, u := range nodes {
+		if u.Scheme != "https" {
+			return fmt.Errorf("config: MASTERKV_NODES entry %q must be an https:// URL when MASTERKV_NODE_CA_FILE or MASTERKV_NODE_CERT_FILE is set", u.Redacted())
+		}
+	}
 	return nil
+}
+
+// loadTLS reads the TLS files; nil when none is set. The error names the
+// variable at fault.
+func (c Config) loadTLS() (*tlsfiles.Store, error) {
+	if c.CAFile == "" && c.CertFile == "" {
+		return nil, nil
+	}
+	s, err := tlsfiles.Load(tlsfiles.Files{Cert: c.CertFile, Key: c.KeyFile, CA: c.CAFile})
+	var fe *tlsfiles.Error
+	if errors.As(err, &fe) {
+		name := map[tlsfiles.Part]string{tlsfiles.PartCert: "MASTERKV_NODE_CERT_FILE", tlsfiles.PartKey: "MASTERKV_NODE_KEY_FILE", tlsfiles.PartCA: "MASTERKV_NODE_CA_FILE"}[fe.Part]
+		return nil, fmt.Errorf("config: %s %w", name, fe)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return s, nil
 }
 
 // parseNodes parses the node list: http or https URLs with a host and no

@@ -186,11 +186,17 @@ func (s *Store) ClientConfig(serverName string) *tls.Config {
 }
 
 // DialContext connects to addr and completes a TLS handshake with
-// ClientConfig(host of addr). It fits http.Transport.DialTLSContext.
+// ClientConfig(host of addr); d.Timeout, if set, bounds the connect and the
+// handshake together. It fits http.Transport.DialTLSContext.
 func (s *Store) DialContext(ctx context.Context, d *net.Dialer, network, addr string) (net.Conn, error) {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
 		return nil, err
+	}
+	if d.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, d.Timeout)
+		defer cancel()
 	}
 	raw, err := d.DialContext(ctx, network, addr)
 	if err != nil {

@@ -78,6 +78,14 @@ type Config struct {
 	RaftCertFile string `envconfig:"MASTERKV_RAFT_TLS_CERT_FILE"`
 	RaftKeyFile  string `envconfig:"MASTERKV_RAFT_TLS_KEY_FILE"`
 	RaftCAFile   string `envconfig:"MASTERKV_RAFT_TLS_CA_FILE"`
+	// HTTP: the API's certificate and key (together); with ClientCAFile the
+	// API requires client certificates it signed. CAFile is what this node
+	// verifies other nodes' API certificates against when it forwards a
+	// write or polls them (the system roots when empty).
+	HTTPCertFile     string `envconfig:"MASTERKV_HTTP_TLS_CERT_FILE"`
+	HTTPKeyFile      string `envconfig:"MASTERKV_HTTP_TLS_KEY_FILE"`
+	HTTPClientCAFile string `envconfig:"MASTERKV_HTTP_TLS_CLIENT_CA_FILE"`
+	HTTPCAFile       string `envconfig:"MASTERKV_HTTP_TLS_CA_FILE"`
 	// ReloadInterval is how often the files are checked for a change; 0
 	// leaves reloading to SIGHUP.
 	ReloadInterval time.Duration `envconfig:"MASTERKV_TLS_RELOAD_INTERVAL" default:"10s"`
@@ -184,7 +192,11 @@ func (c Config) Validate() error {
 func (c Config) PeerList() ([]node.Peer, error) {
 	if strings.TrimSpace(c.Peers) == "" {
 		if c.Dev {
-			return []node.Peer{{ID: c.NodeID, RaftAddr: c.RaftAdvertise(), HTTPAddr: c.HTTPAddr}}, nil
+			httpAddr := c.HTTPAddr
+			if c.HTTPCertFile != "" {
+				httpAddr = "https://" + httpAddr
+			}
+			return []node.Peer{{ID: c.NodeID, RaftAddr: c.RaftAdvertise(), HTTPAddr: httpAddr}}, nil
 		}
 		return nil, nil
 	}

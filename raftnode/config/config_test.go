@@ -113,7 +113,7 @@ func TestLoadEveryVariable(t *testing.T) {
 		"RAFT_ADDR":                             "0.0.0.0:7100",
 		"RAFT_ADVERTISE_ADDR":                   "10.0.0.2:7100",
 		"HTTP_ADDR":                             ":8180",
-		"PEERS":                                 "n1=10.0.0.1:7100=10.0.0.1:8180,n2=10.0.0.2:7100=10.0.0.2:8180",
+		"PEERS":                                 "n1=10.0.0.1:7100=https://10.0.0.1:8180,n2=10.0.0.2:7100=https://10.0.0.2:8180",
 		"BOOTSTRAP":                             "true",
 		"DEV":                                   "false",
 		"API_TOKENS":                            " a , b,,c ",
@@ -150,6 +150,10 @@ func TestLoadEveryVariable(t *testing.T) {
 		"RAFT_TLS_CERT_FILE":                    "/tls/node.crt",
 		"RAFT_TLS_KEY_FILE":                     "/tls/node.key",
 		"RAFT_TLS_CA_FILE":                      "/tls/ca.crt",
+		"HTTP_TLS_CERT_FILE":                    "/tls/api.crt",
+		"HTTP_TLS_KEY_FILE":                     "/tls/api.key",
+		"HTTP_TLS_CLIENT_CA_FILE":               "/tls/clients.crt",
+		"HTTP_TLS_CA_FILE":                      "/tls/ca.crt",
 		"TLS_RELOAD_INTERVAL":                   "1m",
 		"LOG_LEVEL":                             "DEBUG",
 		"LOG_FORMAT":                            "json",
@@ -160,7 +164,7 @@ func TestLoadEveryVariable(t *testing.T) {
 	}
 	want := config.Config{
 		NodeID: "n2", DataDir: "/var/lib/masterkv", RaftAddr: "0.0.0.0:7100", RaftAdvertiseAddr: "10.0.0.2:7100",
-		HTTPAddr: ":8180", Peers: "n1=10.0.0.1:7100=10.0.0.1:8180,n2=10.0.0.2:7100=10.0.0.2:8180",
+		HTTPAddr: ":8180", Peers: "n1=10.0.0.1:7100=https://10.0.0.1:8180,n2=10.0.0.2:7100=https://10.0.0.2:8180",
 		Bootstrap: true, APITokens: []string{"a", "b", "c"}, KVClusterMasterPrefix: "kv/masters",
 		AllowLoopback: true, ApplyTimeout: time.Millisecond, LogLevel: "DEBUG", LogFormat: "json",
 		ReceiptTimeout: 2 * time.Second, WaitAllTimeout: 3 * time.Second,
@@ -171,6 +175,7 @@ func TestLoadEveryVariable(t *testing.T) {
 		ConsulSweepInterval: 30 * time.Second, ConsulSweepConcurrency: 3, ZKAddress: "zk1,zk2:12181", ZKChroot: "/masterkv", ZKAuth: "u:p",
 		ZKTimeout: 6 * time.Second, StoreRetryMax: 7 * time.Second, DriftRepair: true,
 		RaftCertFile: "/tls/node.crt", RaftKeyFile: "/tls/node.key", RaftCAFile: "/tls/ca.crt", ReloadInterval: time.Minute,
+		HTTPCertFile: "/tls/api.crt", HTTPKeyFile: "/tls/api.key", HTTPClientCAFile: "/tls/clients.crt", HTTPCAFile: "/tls/ca.crt",
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("Load() =\n%+v\nwant\n%+v", got, want)

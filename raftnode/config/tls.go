@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/masterkv/masterkv/internal/tlsfiles"
 )
@@ -17,6 +18,20 @@ func (c Config) raftTLSVars() [3]tlsVar {
 func (c Config) validateTLS() error {
 	if err := allOrNone(c.raftTLSVars()); err != nil {
 		return err
+	}
+	if (c.HTTPCertFile == "") != (c.HTTPKeyFile == "") {
+		return varErr("HTTP_TLS_CERT_FILE", "and %s_HTTP_TLS_KEY_FILE must be set together", Prefix)
+	}
+	if c.HTTPClientCAFile != "" && c.HTTPCertFile == "" {
+		return varErr("HTTP_TLS_CLIENT_CA_FILE", "needs %s_HTTP_TLS_CERT_FILE and _KEY_FILE: client certificates are verified on a TLS API only", Prefix)
+	}
+	if c.HTTPCertFile != "" {
+		peers, _ := c.PeerList() // checked before
+		for _, p := range peers {
+			if !strings.HasPrefix(p.HTTPAddr, "https://") {
+				return varErr("PEERS", "entry %s: the HTTP address must start with https:// when %s_HTTP_TLS_CERT_FILE is set, got %q", p.ID, Prefix, p.HTTPAddr)
+			}
+		}
 	}
 	if c.ReloadInterval < 0 {
 		return varErr("TLS_RELOAD_INTERVAL", "must not be negative (0 reloads on SIGHUP only), got %s", c.ReloadInterval)
@@ -51,6 +66,26 @@ func (c Config) RaftTLS() (*tlsfiles.Store, error) {
 		return nil, nil
 	}
 	return loadTLS(v)
+}
+
+// HTTPServerTLS loads the API's certificate, key and client CA; nil when
+// the API is plain HTTP.
+func (c Config) HTTPServerTLS() (*tlsfiles.Store, error) {
+	if c.HTTPCertFile == "" {
+		return nil, nil
+	}
+	return loadTLS([3]tlsVar{{"HTTP_TLS_CERT_FILE", c.HTTPCertFile}, {"HTTP_TLS_KEY_FILE", c.HTTPKeyFile}, {"HTTP_TLS_CLIENT_CA_FILE", c.HTTPClientCAFile}})
+}
+
+// ForwardTLS loads what this node uses to call other nodes' APIs over TLS:
+// HTTP_TLS_CA_FILE to verify them and, when they require client
+// certificates, its own API certificate to present. nil when neither is
+// set (https:// peers are then verified against the system roots).
+func (c Config) ForwardTLS() (*tlsfiles.Store, error) {
+	if c.HTTPCAFile == "" && c.HTTPCertFile == "" {
+		return nil, nil
+	}
+	return loadTLS([3]tlsVar{{"HTTP_TLS_CERT_FILE", c.HTTPCertFile}, {"HTTP_TLS_KEY_FILE", c.HTTPKeyFile}, {"HTTP_TLS_CA_FILE", c.HTTPCAFile}})
 }
 
 // loadTLS loads cert, key and CA named by vars (an empty path is left out).

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/masterkv/masterkv/internal/tlsfiles"
 	"github.com/masterkv/masterkv/internal/tlsfiles/tlstest"
 	"github.com/masterkv/masterkv/raftnode/config"
 )
@@ -33,6 +34,14 @@ func TestTLSFiles(t *testing.T) {
 		{"raft: key of another certificate", map[string]string{"RAFT_TLS_CERT_FILE": cert, "RAFT_TLS_KEY_FILE": strayKey, "RAFT_TLS_CA_FILE": caPath}, "MASTERKV_RAFT_TLS_KEY_FILE key file"},
 		{"raft: key as certificate", map[string]string{"RAFT_TLS_CERT_FILE": key, "RAFT_TLS_KEY_FILE": key, "RAFT_TLS_CA_FILE": caPath}, "MASTERKV_RAFT_TLS_CERT_FILE certificate file"},
 		{"raft: missing CA", map[string]string{"RAFT_TLS_CERT_FILE": cert, "RAFT_TLS_KEY_FILE": key, "RAFT_TLS_CA_FILE": caPath + ".gone"}, "MASTERKV_RAFT_TLS_CA_FILE CA file"},
+		{"http: cert without key", map[string]string{"HTTP_TLS_CERT_FILE": cert}, "MASTERKV_HTTP_TLS_CERT_FILE and MASTERKV_HTTP_TLS_KEY_FILE must be set together"},
+		{"http: client CA without a certificate", map[string]string{"HTTP_TLS_CLIENT_CA_FILE": caPath}, "MASTERKV_HTTP_TLS_CLIENT_CA_FILE needs"},
+		{"http: plain peer", map[string]string{"HTTP_TLS_CERT_FILE": cert, "HTTP_TLS_KEY_FILE": key, "NODE_ID": "n1", "PEERS": "n1=127.0.0.1:7000=127.0.0.1:8080"}, "MASTERKV_PEERS entry n1: the HTTP address must start with https://"},
+		{"http: https peers", map[string]string{"HTTP_TLS_CERT_FILE": cert, "HTTP_TLS_KEY_FILE": key, "HTTP_TLS_CLIENT_CA_FILE": caPath, "HTTP_TLS_CA_FILE": caPath, "NODE_ID": "n1", "PEERS": "n1=127.0.0.1:7000=https://127.0.0.1:8080"}, ""},
+		{"http: dev node without PEERS", map[string]string{"HTTP_TLS_CERT_FILE": cert, "HTTP_TLS_KEY_FILE": key, "DEV": "true"}, ""},
+		{"http: key of another certificate", map[string]string{"HTTP_TLS_CERT_FILE": cert, "HTTP_TLS_KEY_FILE": strayKey, "DEV": "true"}, "MASTERKV_HTTP_TLS_KEY_FILE key file"},
+		{"http: bad client CA", map[string]string{"HTTP_TLS_CERT_FILE": cert, "HTTP_TLS_KEY_FILE": key, "HTTP_TLS_CLIENT_CA_FILE": key, "DEV": "true"}, "MASTERKV_HTTP_TLS_CLIENT_CA_FILE CA file"},
+		{"http: bad forward CA", map[string]string{"HTTP_TLS_CA_FILE": key, "DEV": "true"}, "MASTERKV_HTTP_TLS_CA_FILE CA file"},
 		{"negative reload interval", map[string]string{"TLS_RELOAD_INTERVAL": "-1s"}, "MASTERKV_TLS_RELOAD_INTERVAL must not be negative"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -42,8 +51,10 @@ func TestTLSFiles(t *testing.T) {
 			}
 			setEnv(t, env)
 			c, err := config.Load()
-			if err == nil {
-				_, err = c.RaftTLS()
+			for _, load := range []func() (*tlsfiles.Store, error){c.RaftTLS, c.HTTPServerTLS, c.ForwardTLS} {
+				if err == nil {
+					_, err = load()
+				}
 			}
 			switch {
 			case tc.want == "" && err != nil:
