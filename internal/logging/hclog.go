@@ -4,6 +4,7 @@ package logging
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log"
 	"log/slog"
@@ -41,7 +42,22 @@ func toSlog(level hclog.Level) slog.Level {
 }
 
 func (a *hcAdapter) Log(level hclog.Level, msg string, args ...any) {
-	a.l.Log(context.Background(), toSlog(level), msg, args...)
+	a.l.Log(context.Background(), toSlog(level), msg, render(args)...)
+}
+
+// render formats the values hclog formats itself and slog would print
+// raw: hclog.Fmt (raft logs its configuration with it).
+func render(args []any) []any {
+	for i, v := range args {
+		if f, ok := v.(hclog.Format); ok && len(f) > 0 {
+			if format, ok := f[0].(string); ok {
+				out := append([]any(nil), args...)
+				out[i] = fmt.Sprintf(format, f[1:]...)
+				return render(out)
+			}
+		}
+	}
+	return args
 }
 func (a *hcAdapter) Trace(msg string, args ...any) { a.Log(hclog.Trace, msg, args...) }
 func (a *hcAdapter) Debug(msg string, args ...any) { a.Log(hclog.Debug, msg, args...) }

@@ -34,3 +34,16 @@ func TestHCLogWritesToSlog(t *testing.T) {
 		t.Errorf("standard logger output missing: %q", buf.String())
 	}
 }
+
+// TestHCLogRendersFormatArgs: raft logs some values as hclog.Fmt (the
+// initial configuration's servers); they were printed as the raw format
+// and its arguments, servers="[%+v [...]]".
+func TestHCLogRendersFormatArgs(t *testing.T) {
+	var buf bytes.Buffer
+	l := logging.HCLog(slog.New(slog.NewTextHandler(&buf, nil)))
+	l.Info("initial configuration", "index", 1, "servers", hclog.Fmt("%+v", []struct{ ID string }{{"n1"}, {"n2"}}))
+	out := buf.String()
+	if !strings.Contains(out, `servers="[{ID:n1} {ID:n2}]"`) || strings.Contains(out, "%+v") {
+		t.Errorf("output %q, want servers rendered as [{ID:n1} {ID:n2}]", out)
+	}
+}
