@@ -30,7 +30,7 @@ func TestProcessTLS(t *testing.T) {
 	caPath := ca.WriteCA(t, dir, "ca.crt")
 	first := ca.Issue(t, "masterkv node", "127.0.0.1")
 	nodeCert, nodeKey := first.Write(t, dir, "node")
-	clientPair := ca.Issue(t, "operator")
+	clientPair := ca.IssueClient(t, "operator")
 	clientCert, clientKey := clientPair.Write(t, dir, "client")
 
 	c := newProcCluster(t, 3,

@@ -40,7 +40,7 @@ func TestClientVerifiesNodesAgainstCA(t *testing.T) {
 	ca, other := tlstest.NewCA(t, "group"), tlstest.NewCA(t, "other")
 	caPath, otherPath := ca.WriteCA(t, dir, "ca.crt"), other.WriteCA(t, dir, "other.crt")
 	nodeCert, nodeKey := ca.Issue(t, "node", "127.0.0.1").Write(t, dir, "node")
-	fnCert, fnKey := ca.Issue(t, "lambda").Write(t, dir, "lambda")
+	fnCert, fnKey := ca.IssueClient(t, "lambda").Write(t, dir, "lambda")
 	url := tlsNode(t, nodeCert, nodeKey, caPath)
 
 	for _, tc := range []struct {

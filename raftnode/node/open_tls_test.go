@@ -20,8 +20,9 @@ import (
 // TestRaftTransportMutualTLS runs two nodes on raft over mutual TLS, then
 // speaks raft's own wire protocol (hashicorp/raft's NetworkTransport as a
 // client) to the leader's raft port without a valid certificate: plain TCP,
-// TLS without a client certificate, and a certificate from another CA. Each
-// is refused at the handshake and the group does not move.
+// TLS without a client certificate, a certificate from another CA, and an
+// API client's certificate (clientAuth only) from the group's CA. Each is
+// refused at the handshake and the group does not move.
 func TestRaftTransportMutualTLS(t *testing.T) {
 	dir := t.TempDir()
 	ca, other := tlstest.NewCA(t, "masterkv group"), tlstest.NewCA(t, "another group")
@@ -60,6 +61,11 @@ func TestRaftTransportMutualTLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	apiClientCert := ca.IssueClient(t, "masterkv-lambda")
+	apiClient, err := tls.X509KeyPair(apiClientCert.CertPEM, apiClientCert.KeyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
 	roots := x509.NewCertPool()
 	roots.AppendCertsFromPEM(ca.PEM)
 	intruders := []struct {
@@ -69,6 +75,8 @@ func TestRaftTransportMutualTLS(t *testing.T) {
 		{"plain TCP", nil},
 		{"TLS without a client certificate", &tls.Config{RootCAs: roots, ServerName: "127.0.0.1"}},
 		{"client certificate from another CA", &tls.Config{RootCAs: roots, ServerName: "127.0.0.1", Certificates: []tls.Certificate{stranger}}},
+		// The group's CA signed it, for the HTTP API: not a node.
+		{"API client certificate", &tls.Config{RootCAs: roots, ServerName: "127.0.0.1", Certificates: []tls.Certificate{apiClient}}},
 	}
 	for _, in := range intruders {
 		t.Run(in.name, func(t *testing.T) {

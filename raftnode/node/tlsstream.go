@@ -3,6 +3,8 @@ package node
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -74,7 +76,11 @@ func (c *serverConn) handshake() error {
 	c.once.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), handshakeTimeout)
 		defer cancel()
-		if err := c.Conn.HandshakeContext(ctx); err != nil {
+		err := c.Conn.HandshakeContext(ctx)
+		if err == nil {
+			err = nodeCertificate(c.Conn.ConnectionState())
+		}
+		if err != nil {
 			c.err = fmt.Errorf("raft tls handshake with %s: %w", c.RemoteAddr(), err)
 			c.log.Warn("raft connection refused at the TLS handshake", "remote", c.RemoteAddr().String(), "err", err)
 		}
@@ -94,4 +100,19 @@ func (c *serverConn) Write(b []byte) (int, error) {
 		return 0, err
 	}
 	return c.Conn.Write(b)
+}
+
+// nodeCertificate refuses a client certificate that could not serve raft
+// itself: one made for API clients only (clientAuth, no serverAuth), such
+// as the Lambda functions', even when the group's CA signed it.
+func nodeCertificate(cs tls.ConnectionState) error {
+	if len(cs.PeerCertificates) == 0 {
+		return errors.New("no client certificate")
+	}
+	for _, u := range cs.PeerCertificates[0].ExtKeyUsage {
+		if u == x509.ExtKeyUsageServerAuth || u == x509.ExtKeyUsageAny {
+			return nil
+		}
+	}
+	return errors.New("the client certificate is not a node certificate (no serverAuth extended key usage)")
 }

@@ -55,12 +55,24 @@ func NewCA(t testing.TB, name string) *CA {
 // with hosts (IP literals or DNS names) as subject alternative names.
 func (ca *CA) Issue(t testing.TB, name string, hosts ...string) Pair {
 	t.Helper()
+	return ca.issue(t, name, []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}, hosts)
+}
+
+// IssueClient signs a certificate for name valid for client auth only, as
+// an API client (the Lambda functions, an operator) holds.
+func (ca *CA) IssueClient(t testing.TB, name string) Pair {
+	t.Helper()
+	return ca.issue(t, name, []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}, nil)
+}
+
+func (ca *CA) issue(t testing.TB, name string, usage []x509.ExtKeyUsage, hosts []string) Pair {
+	t.Helper()
 	key := newKey(t)
 	tmpl := &x509.Certificate{
 		SerialNumber: serial(t), Subject: pkix.Name{CommonName: name},
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
 		KeyUsage:    x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+		ExtKeyUsage: usage,
 	}
 	for _, h := range hosts {
 		if ip := net.ParseIP(h); ip != nil {
