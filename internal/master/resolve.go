@@ -2,6 +2,7 @@ package master
 
 import (
 	"context"
+	"errors"
 	"net"
 	"net/netip"
 	"strings"
@@ -59,22 +60,67 @@ func setAddr(m *discovery.Master, a netip.Addr) {
 }
 
 // CheckLoopback refuses a master that points at this machine: a loopback or
-// unspecified address in host, ipv4 or ipv6, or the name "localhost".
-// orchestrator once published 127.0.1.1 from /etc/hosts (issue #1106); a
-// proxy routing writes there sends them nowhere.
+// unspecified address in host, ipv4 or ipv6, the name "localhost" or a name
+// under it (RFC 6761), or a host name that this machine's hosts file maps to
+// a loopback or unspecified address. orchestrator once published 127.0.1.1
+// from /etc/hosts (issue #1106); a proxy routing writes there sends them
+// nowhere.
+//
+// The host name is looked up whatever was given in ipv4/ipv6 and whether or
+// not MASTERKV_RESOLVE_IPS completes addresses: a proxy that connects to the
+// host by name reaches what the name resolves to, not the ipv4 a caller
+// wrote beside it. The lookup reads the hosts file only (see hostsResolver),
+// so it costs no network round trip on a failover and none per master on a
+// populate; a name that DNS maps to a loopback address is caught through
+// the ipv4/ipv6 that Complete fills in from it.
 func CheckLoopback(m discovery.Master) error {
-	if strings.EqualFold(strings.TrimSuffix(m.Host, "."), "localhost") {
+	return checkLoopback(context.Background(), hostsResolver(), m)
+}
+
+func checkLoopback(ctx context.Context, r Resolver, m discovery.Master) error {
+	name := strings.ToLower(strings.TrimSuffix(m.Host, "."))
+	if name == "localhost" || strings.HasSuffix(name, ".localhost") {
 		return invalid("host", "must not be localhost (set MASTERKV_ALLOW_LOOPBACK=true to allow)")
 	}
 	for _, f := range []struct{ field, value string }{{"host", m.Host}, {"ipv4", m.IPv4}, {"ipv6", m.IPv6}} {
-		a, err := netip.ParseAddr(f.value)
-		if err != nil {
-			continue
+		if a, err := netip.ParseAddr(f.value); err == nil && local(a) {
+			return invalid(f.field, "must not be a loopback or unspecified address, got %s (set MASTERKV_ALLOW_LOOPBACK=true to allow)", a.Unmap())
 		}
-		a = a.Unmap() // ::ffff:0.0.0.0 is unspecified too
-		if a.IsLoopback() || a.IsUnspecified() {
-			return invalid(f.field, "must not be a loopback or unspecified address, got %s (set MASTERKV_ALLOW_LOOPBACK=true to allow)", a)
+	}
+	if _, err := netip.ParseAddr(m.Host); err == nil || m.Host == "" {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, resolveTimeout)
+	defer cancel()
+	addrs, err := r.LookupNetIP(ctx, "ip", m.Host)
+	if err != nil {
+		return nil // not a name of this machine's hosts file
+	}
+	for _, a := range addrs {
+		if local(a) {
+			return invalid("host", "must not resolve to a loopback or unspecified address: %s is %s here (set MASTERKV_ALLOW_LOOPBACK=true to allow)", m.Host, a.Unmap())
 		}
 	}
 	return nil
+}
+
+// errHostsOnly refuses the DNS dials of hostsResolver.
+var errHostsOnly = errors.New("hosts file lookup only: no DNS")
+
+// hostsResolver looks names up in this machine's hosts file and nowhere
+// else. Go's resolver reads the hosts file before DNS (nsswitch "files dns",
+// also its order when it cannot read nsswitch.conf) and every DNS dial is
+// refused here, so a lookup never leaves the machine and fails at once for
+// a name the file does not hold.
+func hostsResolver() *net.Resolver {
+	return &net.Resolver{PreferGo: true, Dial: func(context.Context, string, string) (net.Conn, error) {
+		return nil, errHostsOnly
+	}}
+}
+
+// local reports an address of this machine: loopback or unspecified
+// (::ffff:0.0.0.0 is unspecified too).
+func local(a netip.Addr) bool {
+	a = a.Unmap()
+	return a.IsLoopback() || a.IsUnspecified()
 }

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/masterkv/masterkv/internal/discovery"
 	"github.com/masterkv/masterkv/internal/master"
@@ -224,10 +226,79 @@ func TestCheckLoopback(t *testing.T) {
 		{"0.0.0.0 ipv4", discovery.Master{Host: "db1", IPv4: "0.0.0.0"}, "ipv4"},
 		{"::1 ipv6", discovery.Master{Host: "db1", IPv4: "10.0.0.5", IPv6: "::1"}, "ipv6"},
 		{":: ipv6", discovery.Master{Host: "db1", IPv6: "::"}, "ipv6"},
+		{"localhost subdomain", discovery.Master{Host: "db.localhost", IPv4: "10.0.0.5"}, "host"},
+		{"localhost subdomain uppercase with dot", discovery.Master{Host: "DB.LocalHost.", IPv4: "10.0.0.5"}, "host"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			checkField(t, fmt.Sprintf("CheckLoopback(%+v)", tt.m), master.CheckLoopback(tt.m), tt.wantField)
 		})
+	}
+}
+
+// TestCheckLoopbackResolvesHost (issue 10 item 3): the host name is looked
+// up and refused when it names this machine, whatever ipv4/ipv6 say.
+func TestCheckLoopbackResolvesHost(t *testing.T) {
+	r := &fakeResolver{addrs: map[string][]netip.Addr{
+		"db1":   addrs("10.0.0.5"),
+		"self":  addrs("127.0.1.1"),
+		"self6": addrs("fd00::5", "::1"),
+		"any":   addrs("0.0.0.0"),
+	}}
+	tests := []struct {
+		name      string
+		m         discovery.Master
+		wantField string
+		wantCalls []string
+	}{
+		{"name of a remote address", discovery.Master{Host: "db1", IPv4: "10.0.0.5"}, "", []string{"ip db1"}},
+		{"loopback name alone", discovery.Master{Host: "self"}, "host", []string{"ip self"}},
+		{"loopback name with ipv4", discovery.Master{Host: "self", IPv4: "10.0.0.9"}, "host", []string{"ip self"}},
+		{"loopback name with ipv6", discovery.Master{Host: "self6", IPv6: "fd00::9"}, "host", []string{"ip self6"}},
+		{"unspecified name with both", discovery.Master{Host: "any", IPv4: "10.0.0.9", IPv6: "fd00::9"}, "host", []string{"ip any"}},
+		{"unknown name", discovery.Master{Host: "nxdomain", IPv4: "10.0.0.9"}, "", []string{"ip nxdomain"}},
+		{"ip literal not looked up", discovery.Master{Host: "10.0.0.9"}, "", nil},
+		{"localhost subdomain not looked up", discovery.Master{Host: "db.localhost", IPv4: "10.0.0.9"}, "host", nil},
+		{"loopback ipv4 beside a remote name", discovery.Master{Host: "db1", IPv4: "127.0.0.1"}, "ipv4", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r.calls = nil
+			err := master.CheckLoopbackWith(context.Background(), r, tt.m)
+			checkField(t, fmt.Sprintf("CheckLoopback(%+v)", tt.m), err, tt.wantField)
+			if tt.wantField == "host" && err != nil && tt.wantCalls != nil && !strings.Contains(err.Error(), "resolve to a loopback") {
+				t.Errorf("error = %q, want it to say the host resolves to a loopback address", err)
+			}
+			if fmt.Sprint(r.calls) != fmt.Sprint(tt.wantCalls) {
+				t.Errorf("resolver calls = %q, want %q", r.calls, tt.wantCalls)
+			}
+		})
+	}
+}
+
+// TestHostsResolver: CheckLoopback's lookups read the hosts file and never
+// ask DNS, so a failover does not wait on a name server and a populate does
+// not query one per master.
+func TestHostsResolver(t *testing.T) {
+	r := master.HostsResolver()
+	got, err := r.LookupNetIP(t.Context(), "ip", "localhost")
+	if err != nil || len(got) == 0 {
+		t.Fatalf("LookupNetIP(localhost) = %v, %v; want the hosts file's addresses", got, err)
+	}
+	for _, a := range got {
+		if !a.Unmap().IsLoopback() {
+			t.Errorf("localhost resolves to %s, want loopback addresses only", a)
+		}
+	}
+	// Names DNS would answer (a public one, and one no server holds) are not
+	// in the hosts file: both fail at once, without a name server's timeout.
+	start := time.Now()
+	for _, name := range []string{"example.com", "no-such-host.masterkv.invalid"} {
+		if got, err := r.LookupNetIP(t.Context(), "ip", name); err == nil {
+			t.Errorf("LookupNetIP(%s) = %v, want an error (DNS must not be asked)", name, got)
+		}
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("two failed lookups took %v, want well under a second", d)
 	}
 }

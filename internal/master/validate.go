@@ -48,8 +48,27 @@ func Prefixed(prefix string, err error) error {
 	return err
 }
 
-// ValidateAlias checks a cluster alias. ":" is allowed because orchestrator's
-// default alias is the original master's host:port.
+// ValidateAlias checks a cluster alias against the one alias rule: what
+// every store can hold and what orchestrator aliases look like (its default
+// alias is the original master's host:port, so ":" and "." are allowed;
+// DetectClusterAliasQuery aliases are names in any script).
+//
+//   - 1 to MaxAliasBytes bytes of valid UTF-8, not "." or "..", no "/": the
+//     alias is one element of a Consul key and of a ZooKeeper path.
+//   - Code points of the Basic Multilingual Plane only, and none of
+//     U+E000-U+F8FF or U+FFF0-U+FFFF: ZooKeeper refuses U+0000-U+001F,
+//     U+007F-U+009F, U+D800-U+F8FF and U+FFF0-U+FFFF in a path
+//     (org.apache.zookeeper.common.PathUtils), and it reads a path as UTF-16,
+//     where a code point above U+FFFF is a pair of surrogates (U+D800-U+DFFF).
+//     The Go client checks fewer of these than the server, so a refused
+//     path is only found when the publisher writes it, and then forever.
+//   - Every code point graphic (a letter, mark, number, punctuation or
+//     symbol of the Unicode tables Go was built with) and not a space: no
+//     control, format (zero-width, bidi), private-use or unassigned code
+//     point. Consul's HTTP API answers 400 to a URL path with a code point
+//     unicode.IsPrint refuses (go-cleanhttp's PrintablePathCheckHandler), so
+//     such a key, although a Txn writes it, cannot be read by consul-template
+//     or deleted by hand; and a key looks like what it is in a log.
 func ValidateAlias(alias string) error {
 	switch {
 	case alias == "":
@@ -64,21 +83,43 @@ func ValidateAlias(alias string) error {
 		return invalid("cluster", "must not contain '/'")
 	}
 	for _, r := range alias {
-		if unicode.IsSpace(r) {
-			return invalid("cluster", "must not contain whitespace")
-		}
-		if unicode.IsControl(r) {
-			return invalid("cluster", "must not contain control characters")
+		if why := aliasRune(r); why != "" {
+			return invalid("cluster", "must not contain %U (%s); an alias is letters, digits, marks, punctuation and symbols of the Basic Multilingual Plane, without spaces", r, why)
 		}
 	}
 	return nil
 }
 
-// ValidateHost checks that host is an IP literal or a DNS name (RFC 1123
-// labels; "_" is tolerated because some internal naming schemes use it).
+// aliasRune names why r cannot be in an alias, or returns "".
+func aliasRune(r rune) string {
+	switch {
+	case unicode.IsSpace(r):
+		return "whitespace"
+	case unicode.IsControl(r):
+		return "a control character"
+	case r > 0xFFFF:
+		return "above U+FFFF, surrogates in ZooKeeper's UTF-16"
+	case r >= 0xE000 && r <= 0xF8FF:
+		return "private use, refused by ZooKeeper"
+	case r >= 0xFFF0:
+		return "refused by ZooKeeper"
+	case !unicode.IsGraphic(r):
+		return "not a graphic character"
+	}
+	return ""
+}
+
+// ValidateHost checks that host is an IP literal without a zone or a DNS
+// name (RFC 1123 labels; "_" is tolerated because some internal naming
+// schemes use it). A zone ("fe80::1%eth0") names an interface of the
+// machine that reads it, not a master, and netip accepts any text after
+// "%" (a newline and a config line, say), so it is refused.
 func ValidateHost(host string) error {
 	if host == "" {
 		return invalid("host", "must not be empty")
+	}
+	if strings.Contains(host, "%") {
+		return invalid("host", "must be an IP address without a zone (no %%...) or a DNS name")
 	}
 	if _, err := netip.ParseAddr(host); err == nil {
 		return nil

@@ -73,6 +73,24 @@ func TestValidateAlias(t *testing.T) {
 		{"dot dot", "..", true},
 		{"invalid utf8", "a\xffb", true},
 		{"truncated utf8", "\xc3", true},
+		// Issue 10 item 2: what a store cannot hold or a reader cannot see.
+		{"cjk", "集群-1", false},
+		{"greek and symbols", "Ω+db=1~", false},
+		{"cjk compatibility ideograph (U+F900, above ZooKeeper's range)", "a\uf900", false},
+		{"fullwidth sign (U+FFE0)", "a\uffe0", false},
+		{"private use U+E000", "a\ue000", true},
+		{"private use U+F8FF", "\uf8ff", true},
+		{"U+FFF0", "a\ufff0", true},
+		{"replacement character U+FFFD", "a\ufffd", true},
+		{"U+FFFE", "a\ufffe", true},
+		{"U+FFFF", "a\uffff", true},
+		{"zero-width space", "a\u200bb", true},
+		{"bidi override", "a\u202eb", true},
+		{"byte order mark", "\ufeffa", true},
+		{"line separator", "a\u2028b", true},
+		{"unassigned U+0378", "a\u0378", true},
+		{"emoji U+1F600 (UTF-16 surrogates in ZooKeeper)", "a\U0001F600", true},
+		{"U+10000", "a\U00010000", true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -122,6 +140,13 @@ func TestValidateHost(t *testing.T) {
 		{"at sign", "user@db", true},
 		{"non ascii", "dö.example", true},
 		{"ipv4 with port", "10.0.0.5:3306", true},
+		// Issue 10 item 1: no zone, whatever follows the %.
+		{"ipv6 zone", "fe80::1%eth0", true},
+		{"ipv6 zone carrying a config line", "fe80::1%x\nserver evil 203.0.113.66:3306 check", true},
+		{"ipv6 zone of 60 KB", "fe80::1%" + strings.Repeat("z", 60<<10), true},
+		{"ipv6 empty zone", "fd00::5%", true},
+		{"ipv4 with a zone", "10.0.0.5%eth0", true},
+		{"name with a percent", "db1%eth0", true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -129,7 +154,11 @@ func TestValidateHost(t *testing.T) {
 			if tt.wantErr {
 				field = "host"
 			}
-			checkField(t, fmt.Sprintf("ValidateHost(%q)", tt.host), master.ValidateHost(tt.host), field)
+			err := master.ValidateHost(tt.host)
+			checkField(t, fmt.Sprintf("ValidateHost(%.40q)", tt.host), err, field)
+			if strings.Contains(tt.host, "%") && err != nil && !strings.Contains(err.Error(), "zone") {
+				t.Errorf("ValidateHost(%.40q) = %q, want it to name the zone rule", tt.host, err)
+			}
 		})
 	}
 }
@@ -269,6 +298,8 @@ func TestValidateHostPort(t *testing.T) {
 		{"db 1:3306", true},
 		{"-db:3306", true},
 		{"[fd00::5]:3306", true},
+		{"fe80::1%eth0:3306", true},
+		{"fe80::1%x\nserver evil:3306", true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {

@@ -115,7 +115,13 @@ func isJSON(body []byte) bool {
 	return bytes.HasPrefix(bytes.TrimLeftFunc(body, unicode.IsSpace), []byte("{"))
 }
 
+// decodeJSON decodes one JSON object into the struct v points to. Field
+// names must be exact and unique (see checkKeys) before encoding/json, which
+// matches names case-insensitively and lets a repeated key win, reads it.
 func decodeJSON(body []byte, v any) error {
+	if err := checkKeys(body, fieldsOf(v)); err != nil {
+		return err
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
@@ -141,9 +147,12 @@ func parseFailover(body []byte) (failoverInput, error) {
 	if err != nil {
 		return in, fieldErr("body", "must be JSON or form-encoded: %v", err)
 	}
-	for k := range form {
+	for k, vs := range form {
 		if !contains(failoverFields, k) {
-			return in, fieldErr(k, "unknown field; allowed are %s", strings.Join(failoverFields, ", "))
+			return in, fieldErr(k, "unknown field; field names are exact and case-sensitive: allowed are %s", strings.Join(failoverFields, ", "))
+		}
+		if len(vs) > 1 {
+			return in, fieldErr(k, "given more than once; each field is given at most once")
 		}
 	}
 	in.Cluster, in.Host, in.IPv4, in.IPv6 = form.Get("cluster"), form.Get("host"), form.Get("ipv4"), form.Get("ipv6")
