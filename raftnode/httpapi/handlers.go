@@ -236,19 +236,22 @@ func (s *Server) completeAll(ctx context.Context, entries []command.Entry) error
 // live; their errors use orchestrator's shape too.
 const orchestratorAPIPrefix = "/api/"
 
-// orchestratorResponse is orchestrator's API response shape, plus the
-// outcome per store of the answering node (ignored by orchestrator-client).
+// orchestratorResponse is orchestrator's API response shape, plus, in
+// lower case as in a failover's receipt, masterkv's own fields (ignored by
+// orchestrator-client): the outcome per store of the answering node, and
+// with ?wait=all per other node.
 type orchestratorResponse struct {
 	Code    string
 	Message string
 	Details any
-	Stores  map[string]string `json:",omitempty"`
+	Stores  map[string]string `json:"stores,omitempty"`
+	Nodes   map[string]string `json:"nodes,omitempty"`
 	// Duplicate and Epoch answer a retry of a submit too large for its
 	// pairs to be remembered (more than fsm.KeepRecords clusters): Details
 	// is then empty, Message counts the masters of the first submit, Epoch
 	// is the epoch it committed them at.
-	Duplicate bool   `json:",omitempty"`
-	Epoch     uint64 `json:",omitempty"`
+	Duplicate bool   `json:"duplicate,omitempty"`
+	Epoch     uint64 `json:"epoch,omitempty"`
 }
 
 // submit is orchestrator's submit-masters-to-kv-stores: it re-commits all
@@ -301,6 +304,13 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) {
 		recs = s.atEpoch(res.Epoch)
 	}
 	out.Stores = s.storeOutcomes(r.Context(), recs)
+	if r.URL.Query().Get("wait") == "all" && res.Count > 0 {
+		if alias != "" {
+			out.Nodes = s.waitAll(r.Context(), r, alias, res.Epoch)
+		} else {
+			out.Nodes = s.waitAllClusters(r.Context(), r, res.Index, res.Epoch)
+		}
+	}
 	writeJSON(w, http.StatusOK, out)
 }
 

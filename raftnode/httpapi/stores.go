@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"sync"
@@ -107,7 +108,73 @@ func (s *Server) waitAll(ctx context.Context, r *http.Request, alias string, epo
 	return out
 }
 
+// waitAllClusters is waitAll for a submit of every cluster: it polls every
+// other node's status, one request per node rather than per cluster, until
+// the node applied the entry at index and each of its stores confirmed
+// epoch or later with nothing left in its backlog.
+func (s *Server) waitAllClusters(ctx context.Context, r *http.Request, index, epoch uint64) map[string]string {
+	ctx, cancel := context.WithTimeout(ctx, s.opts.WaitAllTimeout)
+	defer cancel()
+	out := map[string]string{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, p := range s.node.Status().Peers {
+		if p.ID == s.node.ID() {
+			continue
+		}
+		if p.HTTPAddr == "" {
+			out[p.ID] = "error: no HTTP address configured"
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res := s.poll(ctx, r, baseURL(p.HTTPAddr)+"/v1/status", func(body io.Reader) bool {
+				var st struct {
+					StoreIndex uint64 `json:"store_index"`
+					Stores     []struct {
+						Applied uint64 `json:"applied_epoch"`
+						Backlog int    `json:"backlog"`
+					} `json:"stores"`
+				}
+				if json.NewDecoder(body).Decode(&st) != nil || st.StoreIndex < index {
+					return false
+				}
+				for _, e := range st.Stores {
+					if e.Applied < epoch || e.Backlog > 0 {
+						return false
+					}
+				}
+				return true
+			})
+			mu.Lock()
+			out[p.ID] = res
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
 func (s *Server) pollApplied(ctx context.Context, r *http.Request, u string, epoch uint64) string {
+	return s.poll(ctx, r, u, func(body io.Reader) bool {
+		var v appliedView
+		if json.NewDecoder(body).Decode(&v) != nil || v.Epoch < epoch {
+			return false
+		}
+		for _, e := range v.Stores {
+			if e < epoch {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// poll GETs u every 50 ms with the caller's Authorization until done
+// accepts the body of a 200 answer ("ok"), or ctx ends (the last state:
+// "pending", with the last transport error if there was one).
+func (s *Server) poll(ctx context.Context, r *http.Request, u string, done func(body io.Reader) bool) string {
 	last := "pending"
 	for {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
@@ -118,18 +185,11 @@ func (s *Server) pollApplied(ctx context.Context, r *http.Request, u string, epo
 			req.Header.Set("Authorization", a)
 		}
 		if resp, err := s.opts.Client.Do(req); err == nil {
-			var v appliedView
-			if resp.StatusCode == http.StatusOK && json.NewDecoder(resp.Body).Decode(&v) == nil && v.Epoch >= epoch {
-				done := true
-				for _, e := range v.Stores {
-					done = done && e >= epoch
-				}
-				if done {
-					resp.Body.Close()
-					return "ok"
-				}
-			}
+			ok := resp.StatusCode == http.StatusOK && done(resp.Body)
 			resp.Body.Close()
+			if ok {
+				return "ok"
+			}
 		} else {
 			last = "pending: " + err.Error()
 		}

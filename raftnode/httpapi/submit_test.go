@@ -271,12 +271,12 @@ func TestSubmitIdempotencyKeyLarge(t *testing.T) {
 			leaderID, before := c.lastIndex(t)
 			r := c.do(t, tg.node, "GET", "/api/submit-masters-to-kv-stores", "", "Idempotency-Key", "sub-big")
 			mustStatus(t, r, http.StatusOK)
-			mustKeys(t, r.body, "Code", "Message", "Details", "Duplicate", "Epoch")
+			mustKeys(t, r.body, "Code", "Message", "Details", "duplicate", "epoch")
 			var again struct {
 				Code, Message string
 				Details       []json.RawMessage
-				Duplicate     bool
-				Epoch         uint64
+				Duplicate     bool   `json:"duplicate"`
+				Epoch         uint64 `json:"epoch"`
 			}
 			decodeStrict(t, r.body, &again)
 			if again.Code != "OK" || again.Message != first.Message || len(again.Details) != 0 || !again.Duplicate || again.Epoch != rec.Epoch {
@@ -328,6 +328,39 @@ func TestSubmitErrorsUseOrchestratorShape(t *testing.T) {
 				a := mustOrchestratorAnswer(t, c.do(t, f, "GET", path, "", tc.hdr...), tc.status, "ERROR")
 				if a.Message == "" || string(a.Details) != "null" {
 					t.Errorf("%s: Message, Details = %q, %s; want a message and null", path, a.Message, a.Details)
+				}
+			}
+		})
+	}
+}
+
+// TestSubmitWaitAll is issue 11 item 9: ?wait=all was documented for
+// submit but ignored. With it, the answer also says, per other node,
+// whether it applied the submit in all its stores ("nodes"), for all
+// clusters and for one; the extra fields are lower case, as failover's.
+func TestSubmitWaitAll(t *testing.T) {
+	c := newAPICluster(t, clusterOptions{})
+	c.mustPopulate(t, c.leader(t), `{"masters":[{"cluster":"a","host":"10.0.3.1","port":3306},{"cluster":"b","host":"10.0.3.2","port":3306}]}`,
+		populateAnswer{Checked: 2, Submitted: 2})
+	rec, _ := c.raft.WaitLeader().Store().Record("b")
+	c.waitRecord(t, "b", "10.0.3.2:3306", rec.Epoch) // every node holds both
+	for _, path := range []string{"/api/submit-masters-to-kv-stores?wait=all", "/api/submit-masters-to-kv-stores/a?wait=all"} {
+		t.Run(path, func(t *testing.T) {
+			r := c.do(t, c.follower(t), http.MethodPost, path, "")
+			mustStatus(t, r, http.StatusOK)
+			mustKeys(t, r.body, "Code", "Message", "Details", "nodes")
+			var a struct {
+				Code, Message string
+				Details       []json.RawMessage
+				Nodes         map[string]string `json:"nodes"`
+			}
+			decodeStrict(t, r.body, &a)
+			if len(a.Nodes) != 2 {
+				t.Fatalf("nodes = %v, want the two other nodes", a.Nodes)
+			}
+			for id, st := range a.Nodes {
+				if st != "ok" {
+					t.Errorf("node %s = %q, want ok", id, st)
 				}
 			}
 		})
