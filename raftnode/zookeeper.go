@@ -19,7 +19,9 @@ func openZooKeeper(cfg config.Config, log *slog.Logger) (*zkkv.Store, func(), er
 		SessionTimeout: cfg.ZKTimeout, OpTimeout: cfg.ZKTimeout, Logger: log,
 	})
 	if err != nil {
-		return nil, nil, fmt.Errorf("config: MASTERKV_ZK_*: %w", err)
+		// Config.Validate checked every setting; what is left is the
+		// servers' names (DNS).
+		return nil, nil, fmt.Errorf("config: MASTERKV_ZK_ADDRESS: %w", err)
 	}
 	return s, s.Close, nil
 }

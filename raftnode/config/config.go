@@ -10,6 +10,7 @@ import (
 
 	"github.com/kelseyhightower/envconfig"
 
+	"github.com/masterkv/masterkv/internal/zkkv"
 	"github.com/masterkv/masterkv/raftnode/node"
 )
 
@@ -259,12 +260,20 @@ func (c Config) validateStores() error {
 	if (c.ConsulCertFile == "") != (c.ConsulKeyFile == "") {
 		return varErr("CONSUL_CERT_FILE", "and %s_CONSUL_KEY_FILE must be set together", Prefix)
 	}
-	if c.ZKAuth != "" && !strings.Contains(c.ZKAuth, ":") {
+	if user, _, ok := strings.Cut(c.ZKAuth, ":"); c.ZKAuth != "" && (!ok || user == "") {
 		// Never echo the value: it is a secret.
-		return varErr("ZK_AUTH", "must be user:password")
+		return varErr("ZK_AUTH", "must be user:password with a non-empty user")
 	}
 	if c.ZKChroot != "" && !strings.HasPrefix(c.ZKChroot, "/") {
 		return varErr("ZK_CHROOT", "must start with '/', got %q", c.ZKChroot)
+	}
+	if _, err := zkkv.NormalizeChroot(c.ZKChroot); err != nil {
+		return varErr("ZK_CHROOT", "%v", err)
+	}
+	if c.ZKAddress != "" {
+		if _, err := zkkv.ParseServers(c.ZKAddress); err != nil {
+			return varErr("ZK_ADDRESS", "%v", err)
+		}
 	}
 	return nil
 }

@@ -277,6 +277,11 @@ func TestLoadInvalid(t *testing.T) {
 		{"cert without key", map[string]string{"CONSUL_CERT_FILE": "/c.pem"}, "CONSUL_CERT_FILE"},
 		{"zk auth without colon", map[string]string{"ZK_AUTH": "secretpassword"}, "ZK_AUTH"},
 		{"zk chroot relative", map[string]string{"ZK_CHROOT": "masterkv"}, "ZK_CHROOT"},
+		// These two were only found when the ZooKeeper store opened, and
+		// named "MASTERKV_ZK_*" (issue 11 item 9).
+		{"zk chroot with ..", map[string]string{"ZK_CHROOT": "/masterkv/../other"}, "ZK_CHROOT"},
+		{"zk auth without user", map[string]string{"ZK_AUTH": ":password"}, "ZK_AUTH"},
+		{"zk address with a bad port", map[string]string{"ZK_ADDRESS": "zk1:notaport"}, "ZK_ADDRESS"},
 		{"zero consul timeout", map[string]string{"CONSUL_TIMEOUT": "0s"}, "CONSUL_TIMEOUT"},
 		{"cross-dc without consul", map[string]string{"CONSUL_CROSS_DATA_CENTER_DISTRIBUTION": "true"}, "CONSUL_CROSS_DATA_CENTER_DISTRIBUTION"},
 		{"sweep interval too short", map[string]string{"CONSUL_SWEEP_INTERVAL": "10ms"}, "CONSUL_SWEEP_INTERVAL"},
