@@ -22,11 +22,30 @@ var _ Resolver = (*net.Resolver)(nil)
 // resolver cannot hold a failover webhook for long.
 const resolveTimeout = 2 * time.Second
 
-// Complete fills in the ipv4 and ipv6 of m when neither was given. An IP
-// literal host supplies its own family; a name is resolved with r (nil means
-// no resolution). A name that does not resolve leaves both empty, as
-// orchestrator does. The first address of each family wins.
-func Complete(ctx context.Context, r Resolver, m discovery.Master) discovery.Master {
+// Lookup resolves host with r, within resolveTimeout and ctx. It returns
+// nil for an IP literal, with r nil (no resolution), or when the name does
+// not resolve.
+func Lookup(ctx context.Context, r Resolver, host string) []netip.Addr {
+	if r == nil || host == "" {
+		return nil
+	}
+	if _, err := netip.ParseAddr(host); err == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, resolveTimeout)
+	defer cancel()
+	addrs, err := r.LookupNetIP(ctx, "ip", host)
+	if err != nil {
+		return nil
+	}
+	return addrs
+}
+
+// Complete fills in the ipv4 and ipv6 of m when neither was given: an IP
+// literal host supplies its own family; a name gets the first address of
+// each family among addrs, what Lookup found for it. A name that did not
+// resolve leaves both empty, as orchestrator does.
+func Complete(m discovery.Master, addrs []netip.Addr) discovery.Master {
 	if m.IPv4 != "" || m.IPv6 != "" {
 		return m
 	}
@@ -34,19 +53,22 @@ func Complete(ctx context.Context, r Resolver, m discovery.Master) discovery.Mas
 		setAddr(&m, a)
 		return m
 	}
-	if r == nil {
-		return m
-	}
-	ctx, cancel := context.WithTimeout(ctx, resolveTimeout)
-	defer cancel()
-	addrs, err := r.LookupNetIP(ctx, "ip", m.Host)
-	if err != nil {
-		return m
-	}
 	for _, a := range addrs {
 		setAddr(&m, a)
 	}
 	return m
+}
+
+// CheckResolved refuses a host whose addresses (what Lookup found for it)
+// include one of this machine, whatever ipv4/ipv6 the record carries: a
+// proxy that connects by name reaches what the name resolves to.
+func CheckResolved(host string, addrs []netip.Addr) error {
+	for _, a := range addrs {
+		if local(a) {
+			return invalid("host", "must not resolve to a loopback or unspecified address: %s is %s (set MASTERKV_ALLOW_LOOPBACK=true to allow)", host, a.Unmap())
+		}
+	}
+	return nil
 }
 
 func setAddr(m *discovery.Master, a netip.Addr) {

@@ -73,11 +73,17 @@ func (s *Server) propose(w http.ResponseWriter, r *http.Request, body []byte, c 
 	return res, false
 }
 
-// completeMaster resolves addresses and applies the loopback guard.
+// completeMaster resolves the host once (with resolution on) and uses the
+// answer twice: to fill in ipv4/ipv6 when neither was given, and for the
+// loopback guard over every address the name has, also when they were.
 func (s *Server) completeMaster(ctx context.Context, field string, m discovery.Master) (discovery.Master, error) {
-	m = master.Complete(ctx, s.opts.Resolver, m)
+	addrs := master.Lookup(ctx, s.opts.Resolver, m.Host)
+	m = master.Complete(m, addrs)
 	if !s.opts.AllowLoopback {
 		if err := master.CheckLoopback(m); err != nil {
+			return m, master.Prefixed(field, err)
+		}
+		if err := master.CheckResolved(m.Host, addrs); err != nil {
 			return m, master.Prefixed(field, err)
 		}
 	}

@@ -3,6 +3,7 @@ package httpapi_test
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"net/netip"
 	"strings"
 	"sync/atomic"
@@ -42,4 +43,42 @@ func TestPopulateResolutionIsBounded(t *testing.T) {
 	if !ok || rec.Master.Host != "db-399.unresolvable.example" || rec.Master.IPv4 != "" || rec.Master.IPv6 != "" {
 		t.Errorf("r399 = %+v, %v; want committed without addresses", rec, ok)
 	}
+}
+
+// mapResolver answers from a fixed table; other names do not resolve.
+type mapResolver map[string][]netip.Addr
+
+func (r mapResolver) LookupNetIP(_ context.Context, _, host string) ([]netip.Addr, error) {
+	if a, ok := r[host]; ok {
+		return a, nil
+	}
+	return nil, fmt.Errorf("lookup %s: no such host", host)
+}
+
+// TestLoopbackByDNSBesideGivenAddresses is the rest of issue 10 item 3: a
+// host name that DNS (not the hosts file) maps to this machine was accepted
+// when ipv4 or ipv6 was given beside it, since only a missing address made
+// the node resolve the name; a proxy connecting by name then reaches
+// loopback. With resolution on, the name is looked up whatever was given.
+func TestLoopbackByDNSBesideGivenAddresses(t *testing.T) {
+	res := mapResolver{
+		"sneaky.example": {netip.MustParseAddr("10.0.0.9"), netip.MustParseAddr("127.0.0.1")},
+		"fine.example":   {netip.MustParseAddr("10.0.0.10")},
+	}
+	c := newAPICluster(t, clusterOptions{resolver: res})
+	leaderID, before := c.lastIndex(t)
+	for _, body := range []string{
+		`{"cluster":"s1","host":"sneaky.example","port":3306,"ipv4":"10.0.0.9"}`,
+		`{"cluster":"s2","host":"sneaky.example","port":3306,"ipv6":"fd00::9"}`,
+		`{"cluster":"s3","host":"sneaky.example","port":3306}`,
+	} {
+		r := c.do(t, c.follower(t), http.MethodPost, "/v1/failover", body)
+		mustStatus(t, r, http.StatusBadRequest)
+		if !strings.Contains(string(r.body), "host") || !strings.Contains(string(r.body), "127.0.0.1") {
+			t.Errorf("%s: error %s, want it to name host and 127.0.0.1", body, r.body)
+		}
+	}
+	c.assertNoNewEntry(t, leaderID, before)
+	r := c.do(t, c.follower(t), http.MethodPost, "/v1/failover", `{"cluster":"f1","host":"fine.example","port":3306,"ipv4":"10.0.0.10"}`)
+	mustStatus(t, r, http.StatusOK)
 }
