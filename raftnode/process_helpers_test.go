@@ -230,6 +230,25 @@ func checkStopped(pid int) error {
 
 // shutdown kills every process still running and, when the test failed,
 // logs the tail of every stderr file.
+// checkLogsKeepSecrets fails the test when a process logged the API
+// token or a private key: whatever a test did to the group, secrets never
+// reach the logs.
+func (c *procCluster) checkLogsKeepSecrets() {
+	for _, m := range c.members {
+		for _, p := range m.logs {
+			b, err := os.ReadFile(p)
+			if err != nil {
+				continue
+			}
+			for _, secret := range []string{c.token, "PRIVATE KEY"} {
+				if bytes.Contains(b, []byte(secret)) {
+					c.t.Errorf("%s logged a secret (%q) in %s", m.id, secret, filepath.Base(p))
+				}
+			}
+		}
+	}
+}
+
 func (c *procCluster) shutdown() {
 	for _, m := range c.members {
 		if m.running() {
@@ -241,6 +260,7 @@ func (c *procCluster) shutdown() {
 			}
 		}
 	}
+	c.checkLogsKeepSecrets()
 	if !c.t.Failed() {
 		return
 	}
