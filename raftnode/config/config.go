@@ -163,9 +163,12 @@ func (c Config) Validate() error {
 		min  time.Duration
 	}{
 		{"SNAPSHOT_DELAY", c.SnapshotDelay, 0}, {"APPLY_TIMEOUT", c.ApplyTimeout, time.Millisecond},
-		{"LEADER_WAIT", c.LeaderWait, 0}, {"RECEIPT_TIMEOUT", c.ReceiptTimeout, time.Millisecond},
+		// A follower always waits for an election a little (the API's
+		// zero means its 5 s default), and a publisher's first retry comes
+		// after 100 ms, under which a cap would be replaced by 30 s.
+		{"LEADER_WAIT", c.LeaderWait, time.Millisecond}, {"RECEIPT_TIMEOUT", c.ReceiptTimeout, time.Millisecond},
 		{"WAIT_ALL_TIMEOUT", c.WaitAllTimeout, time.Millisecond}, {"CONSUL_TIMEOUT", c.ConsulTimeout, time.Millisecond},
-		{"ZK_TIMEOUT", c.ZKTimeout, time.Millisecond}, {"STORE_RETRY_MAX", c.StoreRetryMax, time.Millisecond},
+		{"ZK_TIMEOUT", c.ZKTimeout, time.Millisecond}, {"STORE_RETRY_MAX", c.StoreRetryMax, 100 * time.Millisecond},
 		{"DRIFT_CHECK_INTERVAL", c.DriftCheckInterval, 0},
 	} {
 		if d.v < d.min {

@@ -123,7 +123,7 @@ func TestLoadEveryVariable(t *testing.T) {
 		"ALLOW_LOOPBACK":                        "true",
 		"SNAPSHOT_DELAY":                        "0s",
 		"APPLY_TIMEOUT":                         "1ms",
-		"LEADER_WAIT":                           "0s",
+		"LEADER_WAIT":                           "1ms",
 		"RECEIPT_TIMEOUT":                       "2s",
 		"WAIT_ALL_TIMEOUT":                      "3s",
 		"CONSUL_ADDRESS":                        "127.0.0.1:8500",
@@ -166,7 +166,7 @@ func TestLoadEveryVariable(t *testing.T) {
 		NodeID: "n2", DataDir: "/var/lib/masterkv", RaftAddr: "0.0.0.0:7100", RaftAdvertiseAddr: "10.0.0.2:7100",
 		HTTPAddr: ":8180", Peers: "n1=10.0.0.1:7100=https://10.0.0.1:8180,n2=10.0.0.2:7100=https://10.0.0.2:8180",
 		Bootstrap: true, APITokens: []string{"a", "b", "c"}, KVClusterMasterPrefix: "kv/masters",
-		AllowLoopback: true, ApplyTimeout: time.Millisecond, LogLevel: "DEBUG", LogFormat: "json",
+		AllowLoopback: true, ApplyTimeout: time.Millisecond, LeaderWait: time.Millisecond, LogLevel: "DEBUG", LogFormat: "json",
 		ReceiptTimeout: 2 * time.Second, WaitAllTimeout: 3 * time.Second,
 		ConsulAddress: "127.0.0.1:8500", ConsulScheme: "https", ConsulACLToken: "secret-token",
 		ConsulDatacenter: "dc2", ConsulKVStoreProvider: "consul-txn", ConsulMaxKVsPerTransaction: 64,
@@ -280,6 +280,11 @@ func TestLoadInvalid(t *testing.T) {
 		// These two were only found when the ZooKeeper store opened, and
 		// named "MASTERKV_ZK_*" (issue 11 item 9).
 		{"zk chroot with ..", map[string]string{"ZK_CHROOT": "/masterkv/../other"}, "ZK_CHROOT"},
+		// Both were accepted and silently replaced by a default (issue 11
+		// item 9): a retry cap under the publisher's 100 ms first retry
+		// became 30 s, a leader wait of 0 became 5 s.
+		{"store retry max under the first retry", map[string]string{"STORE_RETRY_MAX": "50ms"}, "STORE_RETRY_MAX"},
+		{"leader wait 0", map[string]string{"LEADER_WAIT": "0s"}, "LEADER_WAIT"},
 		{"zk auth without user", map[string]string{"ZK_AUTH": ":password"}, "ZK_AUTH"},
 		{"zk address with a bad port", map[string]string{"ZK_ADDRESS": "zk1:notaport"}, "ZK_ADDRESS"},
 		{"zero consul timeout", map[string]string{"CONSUL_TIMEOUT": "0s"}, "CONSUL_TIMEOUT"},
