@@ -1,6 +1,7 @@
 package node
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -12,6 +13,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	"go.etcd.io/bbolt"
 
 	"github.com/masterkv/masterkv/internal/logging"
 	"github.com/masterkv/masterkv/internal/tlsfiles"
@@ -19,6 +21,9 @@ import (
 
 // retainSnapshots is how many snapshots the file store keeps.
 const retainSnapshots = 3
+
+// lockTimeout is how long Open waits for raft.db's file lock.
+const lockTimeout = 2 * time.Second
 
 // Open starts a node with durable storage under dataDir (raft.db for the log
 // and stable store, snapshots/ for snapshots) and a TCP transport bound to
@@ -29,7 +34,15 @@ func Open(cfg Config, dataDir, raftAddr, advertiseAddr string, raftTLS *tlsfiles
 		return nil, fmt.Errorf("node: data dir: %w", err)
 	}
 	hl := logging.HCLog(cfg.Logger.With("component", "raft"))
-	bolt, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(dataDir, "raft.db")})
+	// Another process holding raft.db's lock would make bbolt wait for it
+	// forever, silently; a second node on the same directory (plain `make`
+	// beside a running `make run`) must fail fast instead.
+	bolt, err := raftboltdb.New(raftboltdb.Options{
+		Path: filepath.Join(dataDir, "raft.db"), BoltOptions: &bbolt.Options{Timeout: lockTimeout},
+	})
+	if errors.Is(err, bbolt.ErrTimeout) {
+		return nil, fmt.Errorf("node: data dir %s is in use by another process (raft.db stayed locked for %s); stop it or set another MASTERKV_DATA_DIR", dataDir, lockTimeout)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("node: open raft.db: %w", err)
 	}
