@@ -51,7 +51,7 @@ func httpAnswer(t *testing.T, answer []byte, status int) lambdaHTTPAnswer {
 }
 
 // emulatorCases covers every file in events/, as fixtureCases does in
-// internal/functions; TestEmulator fails on a file without a case. The
+// internal/front; TestEmulator fails on a file without a case. The
 // checks do not depend on the order the fixtures run in.
 var emulatorCases = map[string]emulatorCase{
 	"failover-json.json": {fn: "failover", check: func(t *testing.T, g *nodeGroup, e *emulator, _, answer []byte) {

@@ -19,9 +19,9 @@ import (
 	"github.com/awslabs/goformation/v7/cloudformation/serverless"
 	"github.com/awslabs/goformation/v7/intrinsics"
 
-	"github.com/masterkv/masterkv/internal/functions/failover"
-	"github.com/masterkv/masterkv/internal/functions/populate"
-	"github.com/masterkv/masterkv/internal/functions/submit"
+	"github.com/masterkv/masterkv/internal/front/failover"
+	"github.com/masterkv/masterkv/internal/front/populate"
+	"github.com/masterkv/masterkv/internal/front/submit"
 	"github.com/masterkv/masterkv/internal/nodeclient"
 )
 

@@ -21,11 +21,11 @@ import (
 	"github.com/masterkv/masterkv/internal/master"
 	"github.com/masterkv/masterkv/internal/tlsfiles"
 	"github.com/masterkv/masterkv/raftnode/config"
+	"github.com/masterkv/masterkv/raftnode/crossdc"
 	"github.com/masterkv/masterkv/raftnode/httpapi"
 	"github.com/masterkv/masterkv/raftnode/metrics"
 	"github.com/masterkv/masterkv/raftnode/node"
 	"github.com/masterkv/masterkv/raftnode/publish"
-	"github.com/masterkv/masterkv/raftnode/sweep"
 )
 
 func main() {
@@ -88,7 +88,7 @@ func run() error {
 	}
 	reloadTLS(ctx, tlsStores, cfg.ReloadInterval, log)
 	layout := discovery.NewLayout(cfg.KVClusterMasterPrefix, cfg.WriteEpochKey)
-	pubs, sweeper, closeStores, err := startPublishers(ctx, cfg, n, layout, m, log)
+	pubs, crossDC, closeStores, err := startPublishers(ctx, cfg, n, layout, m, log)
 	if err != nil {
 		return err
 	}
@@ -98,8 +98,8 @@ func run() error {
 		for _, p := range pubs {
 			out = append(out, p.Status())
 		}
-		if sweeper != nil {
-			for _, d := range sweeper.Status().Datacenters {
+		if crossDC != nil {
+			for _, d := range crossDC.Status().Datacenters {
 				if !d.Local { // the node's own publisher, counted above
 					out = append(out, d.Status)
 				}
@@ -125,7 +125,7 @@ func run() error {
 		ApplyTimeout:   cfg.ApplyTimeout,
 		Publishers:     apiPubs,
 		Metrics:        m.Handler(),
-		Sweep:          sweepOrNil(sweeper),
+		CrossDC:        crossDCOrNil(crossDC),
 		ReceiptTimeout: cfg.ReceiptTimeout,
 		WaitAllTimeout: cfg.WaitAllTimeout,
 		Client:         nodeClient(forwardTLS),
@@ -244,10 +244,15 @@ func nodeClient(files *tlsfiles.Store) *http.Client {
 	return &http.Client{Transport: t}
 }
 
-// sweepOrNil keeps a nil *sweep.Sweeper out of the interface.
-func sweepOrNil(s *sweep.Sweeper) httpapi.Sweep {
-	if s == nil {
+// crossDCStatus shows the distributor's status in /v1/status.
+type crossDCStatus struct{ d *crossdc.Distributor }
+
+func (s crossDCStatus) Status() any { return s.d.Status() }
+
+// crossDCOrNil keeps a nil *crossdc.Distributor out of the interface.
+func crossDCOrNil(d *crossdc.Distributor) httpapi.CrossDC {
+	if d == nil {
 		return nil
 	}
-	return s
+	return crossDCStatus{d}
 }

@@ -10,10 +10,10 @@ import (
 	"github.com/masterkv/masterkv/internal/discovery"
 	"github.com/masterkv/masterkv/internal/kvstore"
 	"github.com/masterkv/masterkv/raftnode/config"
+	"github.com/masterkv/masterkv/raftnode/crossdc"
 	"github.com/masterkv/masterkv/raftnode/metrics"
 	"github.com/masterkv/masterkv/raftnode/node"
 	"github.com/masterkv/masterkv/raftnode/publish"
-	"github.com/masterkv/masterkv/raftnode/sweep"
 )
 
 // startPublishers builds this node's external stores from the config, in
@@ -21,7 +21,7 @@ import (
 // FSM itself), and runs one publisher per store and the epoch-generation
 // guard over all of them until ctx ends. The returned close function
 // releases the stores' connections.
-func startPublishers(ctx context.Context, cfg config.Config, n *node.Node, layout discovery.Layout, m *metrics.Metrics, log *slog.Logger) ([]*publish.Publisher, *sweep.Sweeper, func(), error) {
+func startPublishers(ctx context.Context, cfg config.Config, n *node.Node, layout discovery.Layout, m *metrics.Metrics, log *slog.Logger) ([]*publish.Publisher, *crossdc.Distributor, func(), error) {
 	var stores []publish.Store
 	var sources []node.EpochSource // every store the group publishes to, for the guard
 	var closers []func()
@@ -63,7 +63,7 @@ func startPublishers(ctx context.Context, cfg config.Config, n *node.Node, layou
 		}
 	}
 	var pubs []*publish.Publisher
-	var sweeper *sweep.Sweeper
+	var crossDC *crossdc.Distributor
 	for _, s := range stores {
 		p := publish.New(s, n.Store(), publish.Config{
 			Layout: layout, Ready: n.CaughtUp, RetryMax: cfg.StoreRetryMax,
@@ -74,15 +74,15 @@ func startPublishers(ctx context.Context, cfg config.Config, n *node.Node, layou
 		pubs = append(pubs, p)
 		log.Info("publishing to store", "store", s.Name())
 		if s == publish.Store(consul) && cfg.ConsulCrossDataCenterDistribution {
-			sweeper = sweep.New(consul, n.Store(), n, sweep.Config{
+			crossDC = crossdc.New(consul, n.Store(), n, crossdc.Config{
 				Layout: layout, Interval: cfg.ConsulSweepInterval, Concurrency: cfg.ConsulSweepConcurrency,
 				RetryMax: cfg.StoreRetryMax, DriftRepair: cfg.DriftRepair, Observe: observe, Logger: log.With("component", "sweep"),
 				Local: p,
 			})
-			go sweeper.Run(ctx)
+			go crossDC.Run(ctx)
 		}
 	}
-	return pubs, sweeper, func() {
+	return pubs, crossDC, func() {
 		for _, c := range closers {
 			c()
 		}

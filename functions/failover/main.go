@@ -1,6 +1,6 @@
 // Command failover is the failover webhook Lambda function (Function URL
 // and HTTP API): it authenticates the request and forwards it to the node
-// group's POST /v1/failover. See internal/functions/failover and
+// group's POST /v1/failover. See internal/front/failover and
 // docs/LAMBDA.md.
 package main
 
@@ -12,7 +12,7 @@ import (
 	"github.com/aws/aws-lambda-go/lambdacontext"
 	"github.com/kelseyhightower/envconfig"
 
-	"github.com/masterkv/masterkv/internal/functions/failover"
+	"github.com/masterkv/masterkv/internal/front/failover"
 	"github.com/masterkv/masterkv/internal/nodeclient"
 )
 

@@ -1,6 +1,6 @@
 // Command populate is the scheduled populate Lambda function (EventBridge
 // Scheduler or a classic scheduled rule): it posts the current masters to
-// the node group's POST /v1/populate. See internal/functions/populate and
+// the node group's POST /v1/populate. See internal/front/populate and
 // docs/LAMBDA.md.
 package main
 
@@ -12,7 +12,7 @@ import (
 	"github.com/aws/aws-lambda-go/lambdacontext"
 	"github.com/kelseyhightower/envconfig"
 
-	"github.com/masterkv/masterkv/internal/functions/populate"
+	"github.com/masterkv/masterkv/internal/front/populate"
 	"github.com/masterkv/masterkv/internal/nodeclient"
 )
 

@@ -1,6 +1,6 @@
 // Command submit is orchestrator's submit-masters-to-kv-stores as a Lambda
 // function behind an HTTP API: it authenticates the request and forwards
-// it to the node group. See internal/functions/submit and docs/LAMBDA.md.
+// it to the node group. See internal/front/submit and docs/LAMBDA.md.
 package main
 
 import (
@@ -11,7 +11,7 @@ import (
 	"github.com/aws/aws-lambda-go/lambdacontext"
 	"github.com/kelseyhightower/envconfig"
 
-	"github.com/masterkv/masterkv/internal/functions/submit"
+	"github.com/masterkv/masterkv/internal/front/submit"
 	"github.com/masterkv/masterkv/internal/nodeclient"
 )
 

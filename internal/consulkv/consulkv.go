@@ -119,7 +119,7 @@ func New(cfg Config) (*Store, error) {
 	}
 	transport := cleanhttp.DefaultPooledTransport()
 	// ForDatacenter copies share this transport: the node's own store and
-	// the sweep's datacenters, up to 8 of them writing at once, each with
+	// the distributor's datacenters, up to 8 of them writing at once, each with
 	// Concurrency requests in flight. Idle connections are kept for all of
 	// them rather than re-dialled after every burst.
 	transport.MaxIdleConnsPerHost = cfg.Concurrency * 9

@@ -32,7 +32,7 @@ func TestMain(m *testing.M) {
 }
 
 // The simulated writers: separate writer instances, as separate nodes and
-// the sweep hold them, each with its own memory of what it wrote.
+// the distributor hold them, each with its own memory of what it wrote.
 var writerNames = []string{"current", "lagging", "sweep"}
 
 var (

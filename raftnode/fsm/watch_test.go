@@ -15,7 +15,7 @@ func (f *FSM) watcherCount() int {
 	return len(f.watchers)
 }
 
-// TestWatchCancelRemovesWatcher starts and stops 200 watchers, as the sweep
+// TestWatchCancelRemovesWatcher starts and stops 200 watchers, as the distributor
 // does when it starts publishers on every leadership gain: none may be left.
 func TestWatchCancelRemovesWatcher(t *testing.T) {
 	f := New()

@@ -16,7 +16,6 @@ import (
 	"github.com/masterkv/masterkv/raftnode/fsm"
 	"github.com/masterkv/masterkv/raftnode/node"
 	"github.com/masterkv/masterkv/raftnode/publish"
-	"github.com/masterkv/masterkv/raftnode/sweep"
 )
 
 // receipt answers a committed failover.
@@ -385,15 +384,14 @@ func (s *Server) getMaster(w http.ResponseWriter, r *http.Request) {
 // statusView is GET /v1/status: the raft view and each store's state.
 type statusView struct {
 	node.Status
-	Stores []publish.Status `json:"stores"`
-	Sweep  *sweep.Status    `json:"sweep,omitempty"`
+	Stores  []publish.Status `json:"stores"`
+	CrossDC any              `json:"cross_datacenter,omitempty"`
 }
 
 func (s *Server) status(w http.ResponseWriter, _ *http.Request) {
 	v := statusView{Status: s.node.Status(), Stores: []publish.Status{}}
-	if s.opts.Sweep != nil {
-		st := s.opts.Sweep.Status()
-		v.Sweep = &st
+	if s.opts.CrossDC != nil {
+		v.CrossDC = s.opts.CrossDC.Status()
 	}
 	for _, p := range s.opts.Publishers {
 		v.Stores = append(v.Stores, p.Status())

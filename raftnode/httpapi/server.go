@@ -18,7 +18,6 @@ import (
 	"github.com/masterkv/masterkv/internal/master"
 	"github.com/masterkv/masterkv/raftnode/fsm"
 	"github.com/masterkv/masterkv/raftnode/node"
-	"github.com/masterkv/masterkv/raftnode/sweep"
 )
 
 // Node is the raft member the API writes through.
@@ -36,12 +35,12 @@ type Node interface {
 	CaughtUp() bool
 }
 
-// Sweep reports the leader's cross-datacenter distribution.
-type Sweep interface {
-	Status() sweep.Status
+// CrossDC reports the leader's cross-datacenter distribution. Its status
+// is shown as given under "cross_datacenter" in /v1/status, so this
+// package needs neither the distributor nor the Consul client behind it.
+type CrossDC interface {
+	Status() any
 }
-
-var _ Sweep = (*sweep.Sweeper)(nil)
 
 // Masters reads the internal master store.
 type Masters interface {
@@ -83,8 +82,8 @@ type Options struct {
 	Publishers []Publisher
 	// Metrics serves GET /metrics; nil leaves the route out.
 	Metrics http.Handler
-	// Sweep is the cross-datacenter sweep, nil when off.
-	Sweep Sweep
+	// CrossDC is the cross-datacenter distribution, nil when off.
+	CrossDC CrossDC
 	// ReceiptTimeout bounds how long a write waits for this node's stores.
 	ReceiptTimeout time.Duration
 	// WaitAllTimeout bounds ?wait=all, the wait for every node's stores.

@@ -39,7 +39,7 @@ func New() *Metrics {
 		}, []string{"type", "result"}),
 		storeWrites: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "masterkv_store_clusters_total",
-			Help: "Clusters written to a store by outcome (written, unchanged, stale, edited, refused, failed); store is zookeeper, consul, or consul:<dc> for the sweep.",
+			Help: "Clusters written to a store by outcome (written, unchanged, stale, edited, refused, failed); store is zookeeper, consul, or consul:<dc> for the distributor.",
 		}, []string{"store", "status"}),
 		keysWritten: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "masterkv_store_keys_written_total",

@@ -24,7 +24,7 @@ type StatusCollector struct {
 }
 
 // NewStatusCollector reads n and the statuses stores returns (this node's
-// stores and, on the leader, the sweep's datacenters).
+// stores and, on the leader, the distributor's datacenters).
 func NewStatusCollector(n Node, stores func() []publish.Status) *StatusCollector {
 	return &StatusCollector{node: n, stores: stores}
 }

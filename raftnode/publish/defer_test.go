@@ -326,7 +326,7 @@ func TestSweepNotDeferredWhileWritesFail(t *testing.T) {
 }
 
 // TestRequestedSweepRunsWhenBacklogWritten: a pass asked for with Sweep()
-// (how the cross-datacenter sweep drives the node's own publisher, which
+// (how the cross-datacenter distribution drives the node's own publisher, which
 // has no interval of its own) while a backlog is being written is not
 // lost: it starts as soon as the backlog is written, not at the next
 // request a minute later.

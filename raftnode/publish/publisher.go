@@ -54,7 +54,7 @@ type Config struct {
 	DriftRepair bool
 	// SweepInterval, when set, makes the publisher read and compare every
 	// cluster (writing what differs) at start and at this interval: the
-	// cross-datacenter sweep. Each pass is reported in Status.LastSweep.
+	// cross-datacenter distribution. Each pass is reported in Status.LastSweep.
 	SweepInterval time.Duration
 	// RefusedRetry is how long a cluster the store refused for good (see
 	// kvstore.Refuser) is left out before it is tried again at the same

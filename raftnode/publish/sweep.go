@@ -44,7 +44,7 @@ type survey struct {
 }
 
 // Sweep asks for a pass now, as the sweep interval would; it does not wait
-// for it. The cross-datacenter sweep uses it for the datacenter this
+// for it. The cross-datacenter distribution uses it for the datacenter this
 // node's own publisher writes. A request while a pass runs is dropped, as
 // a tick would be.
 func (p *Publisher) Sweep() {

@@ -17,8 +17,8 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
-	"github.com/masterkv/masterkv/internal/functions/failover"
-	"github.com/masterkv/masterkv/internal/functions/submit"
+	"github.com/masterkv/masterkv/internal/front/failover"
+	"github.com/masterkv/masterkv/internal/front/submit"
 	"github.com/masterkv/masterkv/internal/lambdahttp"
 	"github.com/masterkv/masterkv/internal/webhook"
 )

@@ -1,4 +1,4 @@
-package sweep_test
+package crossdc_test
 
 import (
 	"bytes"
@@ -35,7 +35,7 @@ import (
 	"github.com/masterkv/masterkv/raftnode/publish"
 )
 
-// Benchmarks of the cross-datacenter sweep on a real raftnode process and
+// Benchmarks of the cross-datacenter distribution on a real raftnode process and
 // three real, WAN-joined Consul datacenters: the first distribution of
 // 10,000 clusters into every datacenter, and a steady-state pass that finds
 // nothing to change. Each measures its floor in the same run, on the same
@@ -69,11 +69,11 @@ const benchPrefix = discovery.DefaultPrefix + "/"
 // BenchmarkSweepFirstDistribution10k
 
 // BenchmarkSweepFirstDistribution10k runs a real single-node raftnode
-// process with the cross-datacenter sweep on (consul-txn, 64 ops per
+// process with the cross-datacenter distribution on (consul-txn, 64 ops per
 // transaction, 5 s interval) against three WAN-joined datacenters, its
 // agent being dc1's. It loads 10,000 clusters with /v1/populate and times
 // from the first populate request until all 60,000 keys are in every
-// datacenter. The node's own publisher and the sweep both write dc1.
+// datacenter. The node's own publisher and the distributor both write dc1.
 //
 // When a datacenter held every key is found without loading it: every
 // 20 ms each datacenter's agent is asked for a key that does not exist,
@@ -89,7 +89,7 @@ const benchPrefix = discovery.DefaultPrefix + "/"
 // datacenter through its own agent, in transactions of 60 sets (10
 // clusters), 8 in flight per datacenter, the three datacenters at once.
 // An informative second floor sends the same transactions for all three
-// datacenters through dc1's agent (?dc=), as the sweep does.
+// datacenters through dc1's agent (?dc=), as the distributor does.
 func BenchmarkSweepFirstDistribution10k(b *testing.B) {
 	dcs := benchWAN(b)
 	bin := buildRaftnode(b)
@@ -285,8 +285,8 @@ func (p *indexProbe) firstAt(i int, index uint64) (time.Time, bool) {
 }
 
 // waitConfirmed waits until a status sample shows every Consul publisher
-// of the node (its own, listed twice: under stores and as the sweep's
-// local dc1, and the sweep's dc2 and dc3) confirmed every cluster at
+// of the node (its own, listed twice: under stores and as the distributor's
+// local dc1, and the distributor's dc2 and dc3) confirmed every cluster at
 // final, stops recording and returns the samples.
 func (r *statusRecorder) waitConfirmed(b *testing.B, final uint64, timeout time.Duration) []statusSample {
 	b.Helper()
@@ -322,7 +322,7 @@ func confirmedAll(n nodeStatus, s storeStatus, final uint64) bool {
 
 // nodeDoneTimes reads, from status samples taken during the distribution,
 // when each of the node's Consul publishers (its own, which writes dc1,
-// then the sweep's dc2 and dc3) had confirmed every cluster, and how many
+// then the distributor's dc2 and dc3) had confirmed every cluster, and how many
 // sweep passes over a non-empty store completed meanwhile, summed over the
 // three datacenters. A pass sends the clusters it finds different to the
 // write path, so a pass started near the end can delay "confirmed" past
@@ -505,7 +505,7 @@ func benchSteady(b *testing.B, proxied bool) {
 	b.ReportMetric(c.machine, "machine-cpu-s")
 	if rec != nil {
 		// dc1 is written by the node's own publisher, which sends no ?dc=;
-		// the sweep's dc1 publisher would show as "dc1" and must be idle.
+		// the distributor's dc1 publisher would show as "dc1" and must be idle.
 		for _, dc := range []string{"", "dc2", "dc3"} {
 			name := cmp.Or(dc, "dc1")
 			b.ReportMetric(float64(slices.Max(writes[dc])), name+"-write-txns")
@@ -835,12 +835,12 @@ type nodeStatus struct {
 	Sweep  *struct {
 		Leading     bool          `json:"leading"`
 		Datacenters []storeStatus `json:"datacenters"`
-	} `json:"sweep"`
+	} `json:"cross_datacenter"`
 }
 
 type storeStatus struct {
 	Store      string               `json:"store"`
-	Datacenter string               `json:"datacenter"` // in the sweep section
+	Datacenter string               `json:"datacenter"` // in the distributor section
 	Local      bool                 `json:"local"`      // the node's own publisher`
 	Applied    uint64               `json:"applied_epoch"`
 	Backlog    int                  `json:"backlog"`

@@ -1,4 +1,4 @@
-package functions_test
+package front_test
 
 import (
 	"encoding/json"
@@ -11,7 +11,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/masterkv/masterkv/internal/discovery"
-	"github.com/masterkv/masterkv/internal/functions/populate"
+	"github.com/masterkv/masterkv/internal/front/populate"
 	"github.com/masterkv/masterkv/internal/lambdahttp"
 	"github.com/masterkv/masterkv/internal/orchestratorapi"
 )

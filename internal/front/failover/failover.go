@@ -13,7 +13,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
-	"github.com/masterkv/masterkv/internal/functions"
+	"github.com/masterkv/masterkv/internal/front"
 	"github.com/masterkv/masterkv/internal/lambdahttp"
 	"github.com/masterkv/masterkv/internal/nodeclient"
 	"github.com/masterkv/masterkv/internal/webhook"
@@ -24,10 +24,10 @@ import (
 const Route = "/v1/failover"
 
 // Config is the function's configuration.
-type Config = functions.ForwardConfig
+type Config = front.ForwardConfig
 
 // Nodes sends a request to the node group.
-type Nodes = functions.Nodes
+type Nodes = front.Nodes
 
 // Handler serves the function's invocations.
 type Handler struct {
@@ -78,7 +78,7 @@ func (h *Handler) Handle(ctx context.Context, ev events.APIGatewayV2HTTPRequest)
 		Method: http.MethodPost, Path: path, Body: req.Body, ContentType: req.Header("Content-Type"), IdempotencyKey: key,
 	})
 	if err != nil {
-		h.log.Log(ctx, functions.FaultLevel(err), "failover not forwarded", "auth", how, "idempotency_key", key, "err", err)
+		h.log.Log(ctx, front.FaultLevel(err), "failover not forwarded", "auth", how, "idempotency_key", key, "err", err)
 		return lambdahttp.JSON(lambdahttp.StatusOf(err), map[string]string{"error": lambdahttp.PublicMessage(err)}), nil
 	}
 	h.log.InfoContext(ctx, "failover forwarded", "auth", how, "idempotency_key", key, "node", resp.Node, "status", resp.Status)

@@ -1,4 +1,4 @@
-package sweep_test
+package crossdc_test
 
 import (
 	"context"
@@ -17,14 +17,14 @@ import (
 	"github.com/masterkv/masterkv/internal/consulkv"
 	"github.com/masterkv/masterkv/internal/discovery"
 	"github.com/masterkv/masterkv/internal/testserver"
+	"github.com/masterkv/masterkv/raftnode/crossdc"
 	"github.com/masterkv/masterkv/raftnode/node"
 	"github.com/masterkv/masterkv/raftnode/nodetest"
 	"github.com/masterkv/masterkv/raftnode/publish"
-	"github.com/masterkv/masterkv/raftnode/sweep"
 )
 
-// The agent's datacenter when the sweeper cannot learn it: with a token
-// that lacks agent:read, GET /v1/agent/self is refused, and the sweeper
+// The agent's datacenter when the crossDC cannot learn it: with a token
+// that lacks agent:read, GET /v1/agent/self is refused, and the crossDC
 // falls back to writing every listed datacenter itself, the agent's own
 // included, beside the node's own publisher (Config.Local), which it then
 // never asks for a pass. It says so once, not every interval.
@@ -32,7 +32,7 @@ import (
 // The agents here run with ACLs on (default deny); the tokens are made as
 // in internal/consulkv's ACL tests.
 
-// cannotLearn is what the sweeper's warning says when the agent's
+// cannotLearn is what the crossDC's warning says when the agent's
 // datacenter cannot be learnt.
 const cannotLearn = "cannot learn the agent's datacenter"
 
@@ -167,12 +167,12 @@ func (s *logSink) checkNoSecret(t *testing.T, secrets ...string) {
 	}
 }
 
-// aclSetup is one node's own publisher and its sweeper with Config.Local,
+// aclSetup is one node's own publisher and its crossDC with Config.Local,
 // both with the same token, each through its own tap in front of dc1's
 // agent, both logging into logs.
 type aclSetup struct {
 	local              *publish.Publisher
-	sweeper            *sweep.Sweeper
+	crossDC            *crossdc.Distributor
 	localTap, sweepTap *kvTap
 	logs               *logSink
 }
@@ -191,31 +191,31 @@ func startACLSweep(t *testing.T, a *aclAgent, nd *node.Node, token string, inter
 	go func() { defer close(ldone); s.local.Run(lctx) }()
 	t.Cleanup(func() { lcancel(); <-ldone })
 
-	s.sweeper = sweep.New(tokenStore(t, s.sweepTap.addr, token), nd.Store(), nd, sweep.Config{
+	s.crossDC = crossdc.New(tokenStore(t, s.sweepTap.addr, token), nd.Store(), nd, crossdc.Config{
 		Layout: layout, Interval: interval, LeaderPoll: 20 * time.Millisecond, RetryMax: 200 * time.Millisecond,
 		Logger: logger, Local: s.local,
 	})
 	sctx, scancel := context.WithCancel(context.Background())
 	sdone := make(chan struct{})
-	go func() { defer close(sdone); s.sweeper.Run(sctx) }()
+	go func() { defer close(sdone); s.crossDC.Run(sctx) }()
 	t.Cleanup(func() { scancel(); <-sdone })
 	return s
 }
 
-// dc1 is the sweeper's status entry for dc1.
-func (s *aclSetup) dc1() (sweep.DatacenterStatus, error) {
-	st := s.sweeper.Status()
+// dc1 is the crossDC's status entry for dc1.
+func (s *aclSetup) dc1() (crossdc.DatacenterStatus, error) {
+	st := s.crossDC.Status()
 	for _, d := range st.Datacenters {
 		if d.Datacenter == "dc1" {
 			return d, nil
 		}
 	}
-	return sweep.DatacenterStatus{}, fmt.Errorf("no dc1 entry in %+v", st)
+	return crossdc.DatacenterStatus{}, fmt.Errorf("no dc1 entry in %+v", st)
 }
 
 func (s *aclSetup) publisherNames() []string {
 	var names []string
-	for _, p := range s.sweeper.Publishers() {
+	for _, p := range s.crossDC.Publishers() {
 		names = append(names, p.Name())
 	}
 	slices.Sort(names)
@@ -223,16 +223,16 @@ func (s *aclSetup) publisherNames() []string {
 }
 
 // checkNoLocalPass stops the test if the node's own publisher ran a pass:
-// it has no interval of its own, so only a sweeper's request starts one.
+// it has no interval of its own, so only a crossDC's request starts one.
 func (s *aclSetup) checkNoLocalPass(t *testing.T) {
 	t.Helper()
 	if r := s.local.Status().LastSweep; r != nil {
-		t.Fatalf("the node's own publisher ran a pass, asked by a sweeper that writes dc1 itself: %+v", r)
+		t.Fatalf("the node's own publisher ran a pass, asked by a crossDC that writes dc1 itself: %+v", r)
 	}
 }
 
 // TestSweepWithoutAgentReadWritesOwnDatacenter: with a token that may
-// write the keys but lacks agent:read, the sweeper cannot learn the agent's
+// write the keys but lacks agent:read, the crossDC cannot learn the agent's
 // datacenter and falls back: it runs its own publisher for dc1 (listed as
 // consul:dc1, not as the local entry), which brings a failover to dc1 and
 // restores keys deleted by hand at its passes; the node's own publisher is
@@ -261,29 +261,29 @@ func TestSweepWithoutAgentReadWritesOwnDatacenter(t *testing.T) {
 	const interval = time.Second
 	s := startACLSweep(t, a, nd, token, interval)
 
-	// (2) dc1 is the sweeper's own publisher's, not the local entry.
-	eventually(t, 10*time.Second, "the sweep reporting dc1", func() error {
-		st := s.sweeper.Status()
+	// (2) dc1 is the crossDC's own publisher's, not the local entry.
+	eventually(t, 10*time.Second, "the distributor reporting dc1", func() error {
+		st := s.crossDC.Status()
 		if !st.Leading || len(st.Datacenters) != 1 {
 			return fmt.Errorf("status %+v", st)
 		}
 		return nil
 	})
-	st := s.sweeper.Status()
+	st := s.crossDC.Status()
 	if st.ListError != "" {
 		t.Errorf("list error %q", st.ListError)
 	}
 	if d := st.Datacenters[0]; d.Datacenter != "dc1" || d.Local || d.Store != "consul:dc1" {
-		t.Errorf("datacenter entry = {%s local=%v store=%s}, want {dc1 local=false store=consul:dc1}: the sweeper's own publisher", d.Datacenter, d.Local, d.Store)
+		t.Errorf("datacenter entry = {%s local=%v store=%s}, want {dc1 local=false store=consul:dc1}: the crossDC's own publisher", d.Datacenter, d.Local, d.Store)
 	}
 	if names := s.publisherNames(); !slices.Equal(names, []string{"consul:dc1"}) {
 		t.Errorf("sweep publishers %v, want [consul:dc1]", names)
 	}
 
-	// (3) A failover reaches dc1, and the sweeper's dc1 publisher has it.
+	// (3) A failover reaches dc1, and the crossDC's dc1 publisher has it.
 	e := failover(t, g, "c1", "10.0.0.1")
 	eventually(t, 10*time.Second, "the failover in dc1", func() error { return a.holds("c1", "10.0.0.1", e) })
-	eventually(t, 10*time.Second, "the sweeper's dc1 publisher confirming the failover", func() error {
+	eventually(t, 10*time.Second, "the crossDC's dc1 publisher confirming the failover", func() error {
 		d, err := s.dc1()
 		if err != nil {
 			return err
@@ -294,8 +294,8 @@ func TestSweepWithoutAgentReadWritesOwnDatacenter(t *testing.T) {
 		return nil
 	})
 
-	// (4) Keys deleted by hand come back at a pass of the sweeper's dc1
-	// publisher, written through the sweeper's store (?dc=dc1): the node's
+	// (4) Keys deleted by hand come back at a pass of the crossDC's dc1
+	// publisher, written through the crossDC's store (?dc=dc1): the node's
 	// own publisher, never asked for a pass, has no pass to do it with.
 	if _, err := a.admin.KV().DeleteTree(layout.Prefix(), nil); err != nil {
 		t.Fatal(err)
@@ -306,7 +306,7 @@ func TestSweepWithoutAgentReadWritesOwnDatacenter(t *testing.T) {
 	}
 	sweepBefore := s.sweepTap.snapshot()
 	keys := len(layout.Pairs("c1", discovery.Master{Host: "10.0.0.1", Port: 3306, IPv4: "10.0.0.1"}, e))
-	eventually(t, 2*interval+5*time.Second, "keys back in dc1 by a pass of the sweeper's dc1 publisher", func() error {
+	eventually(t, 2*interval+5*time.Second, "keys back in dc1 by a pass of the crossDC's dc1 publisher", func() error {
 		s.checkNoLocalPass(t)
 		if err := a.holds("c1", "10.0.0.1", e); err != nil {
 			return err
@@ -321,16 +321,16 @@ func TestSweepWithoutAgentReadWritesOwnDatacenter(t *testing.T) {
 		return nil
 	})
 	if got := s.sweepTap.since(sweepBefore)["dc1"].txnWrites; got == 0 {
-		t.Errorf("the keys came back without a write of the sweeper into ?dc=dc1: %v", s.sweepTap.snapshot())
+		t.Errorf("the keys came back without a write of the crossDC into ?dc=dc1: %v", s.sweepTap.snapshot())
 	}
 
-	// Over three more intervals: the sweeper keeps listing and its dc1
+	// Over three more intervals: the crossDC keeps listing and its dc1
 	// publisher keeps passing, and the node's own publisher runs no pass.
 	listings := map[time.Time]bool{}
 	passes := map[time.Time]bool{}
 	for end := time.Now().Add(3*interval + interval/2); time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
 		s.checkNoLocalPass(t)
-		listings[s.sweeper.Status().ListedAt] = true
+		listings[s.crossDC.Status().ListedAt] = true
 		if d, err := s.dc1(); err != nil {
 			t.Fatal(err)
 		} else if d.Local {
@@ -343,14 +343,14 @@ func TestSweepWithoutAgentReadWritesOwnDatacenter(t *testing.T) {
 		t.Errorf("%d datacenter listings over %s, want at least 3", len(listings), 3*interval)
 	}
 	if len(passes) < 2 {
-		t.Errorf("%d distinct passes of the sweeper's dc1 publisher over %s, want at least 2", len(passes), 3*interval)
+		t.Errorf("%d distinct passes of the crossDC's dc1 publisher over %s, want at least 2", len(passes), 3*interval)
 	}
 	for dc := range s.localTap.snapshot() {
 		if dc != "" {
 			t.Errorf("the node's own publisher sent requests with ?dc=%s", dc)
 		}
 	}
-	t.Logf("sweeper ?dc=dc1: %v; node's own publisher: %v", s.sweepTap.snapshot()["dc1"], s.localTap.snapshot()[""])
+	t.Logf("crossDC ?dc=dc1: %v; node's own publisher: %v", s.sweepTap.snapshot()["dc1"], s.localTap.snapshot()[""])
 
 	// (5) One warning over all those intervals, and no token in any log.
 	if n := s.logs.count(cannotLearn); n != 1 {
@@ -370,7 +370,7 @@ func TestSweepWithoutAgentReadWritesOwnDatacenter(t *testing.T) {
 // TestSweepWithAgentReadLeavesOwnDatacenterToLocal is the positive
 // control: the same setup with a token that also has agent:read leaves dc1
 // to the node's own publisher (the local entry, no publisher of the
-// sweeper's), asks it for passes, and warns about nothing.
+// crossDC's), asks it for passes, and warns about nothing.
 func TestSweepWithAgentReadLeavesOwnDatacenterToLocal(t *testing.T) {
 	a := startACLAgent(t)
 	token, _ := a.token(t, "masterkv-agent-read", kvWriteRules+"\n"+agentReadRules)
@@ -382,7 +382,7 @@ func TestSweepWithAgentReadLeavesOwnDatacenterToLocal(t *testing.T) {
 	const interval = time.Second
 	s := startACLSweep(t, a, g.Nodes[0], token, interval)
 	eventually(t, 10*time.Second, "dc1 as the local entry", func() error {
-		st := s.sweeper.Status()
+		st := s.crossDC.Status()
 		if !st.Leading || len(st.Datacenters) != 1 || !st.Datacenters[0].Local {
 			return fmt.Errorf("status %+v", st)
 		}
@@ -412,21 +412,21 @@ func TestSweepWithAgentReadLeavesOwnDatacenterToLocal(t *testing.T) {
 	s.logs.checkNoSecret(t, token, a.mgmt)
 }
 
-// checkSweeperSentNoKV fails if the sweeper sent any KV request into dc1
+// checkSweeperSentNoKV fails if the crossDC sent any KV request into dc1
 // (?dc=dc1, or none through its own store).
 func (s *aclSetup) checkSweeperSentNoKV(t *testing.T) {
 	t.Helper()
 	sw := s.sweepTap.snapshot()
 	for _, dc := range []string{"", "dc1"} {
 		if c := sw[dc]; c.kv() != 0 {
-			t.Errorf("the sweeper sent KV requests into dc1 (?dc=%q): %v; dc1 is the node's own publisher's", dc, c)
+			t.Errorf("the crossDC sent KV requests into dc1 (?dc=%q): %v; dc1 is the node's own publisher's", dc, c)
 		}
 	}
 }
 
 // TestSweepLeavesOwnDatacenterOnceAgentReadGranted: agent:read granted
 // after the fallback began (the token's policy updated) is noticed at a
-// later listing: the sweeper stops its dc1 publisher, dc1 becomes the
+// later listing: the crossDC stops its dc1 publisher, dc1 becomes the
 // local entry, the node's own publisher gets passes, and the warning was
 // still logged only once.
 func TestSweepLeavesOwnDatacenterOnceAgentReadGranted(t *testing.T) {
@@ -435,7 +435,7 @@ func TestSweepLeavesOwnDatacenterOnceAgentReadGranted(t *testing.T) {
 	g := nodetest.New(t, 1, nodetest.Options{})
 	const interval = time.Second
 	s := startACLSweep(t, a, g.Nodes[0], token, interval)
-	eventually(t, 10*time.Second, "the fallback: dc1 as the sweeper's own", func() error {
+	eventually(t, 10*time.Second, "the fallback: dc1 as the crossDC's own", func() error {
 		d, err := s.dc1()
 		if err != nil {
 			return err
@@ -457,7 +457,7 @@ func TestSweepLeavesOwnDatacenterOnceAgentReadGranted(t *testing.T) {
 	}
 	granted := time.Now()
 	eventually(t, 3*interval+5*time.Second, "dc1 as the local entry after agent:read is granted", func() error {
-		st := s.sweeper.Status()
+		st := s.crossDC.Status()
 		if len(st.Datacenters) != 1 || !st.Datacenters[0].Local || st.Datacenters[0].Store != "consul" {
 			return fmt.Errorf("status %+v", st)
 		}
@@ -472,12 +472,12 @@ func TestSweepLeavesOwnDatacenterOnceAgentReadGranted(t *testing.T) {
 		}
 		return nil
 	})
-	// The sweeper now sends dc1 no KV request.
+	// The crossDC now sends dc1 no KV request.
 	before := s.sweepTap.snapshot()
 	time.Sleep(2 * interval)
 	for _, dc := range []string{"", "dc1"} {
 		if c := s.sweepTap.since(before)[dc]; c.kv() != 0 {
-			t.Errorf("the sweeper still sent KV requests into dc1 (?dc=%q) after leaving it: %v", dc, c)
+			t.Errorf("the crossDC still sent KV requests into dc1 (?dc=%q) after leaving it: %v", dc, c)
 		}
 	}
 	if n := s.logs.count(cannotLearn); n != 1 {

@@ -17,7 +17,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
-	"github.com/masterkv/masterkv/internal/functions"
+	"github.com/masterkv/masterkv/internal/front"
 	"github.com/masterkv/masterkv/internal/lambdahttp"
 	"github.com/masterkv/masterkv/internal/nodeclient"
 	"github.com/masterkv/masterkv/internal/webhook"
@@ -28,10 +28,10 @@ import (
 const Route = "/api/submit-masters-to-kv-stores"
 
 // Config is the function's configuration.
-type Config = functions.ForwardConfig
+type Config = front.ForwardConfig
 
 // Nodes sends a request to the node group.
-type Nodes = functions.Nodes
+type Nodes = front.Nodes
 
 // Handler serves the function's invocations.
 type Handler struct {
@@ -93,7 +93,7 @@ func (h *Handler) Handle(ctx context.Context, ev events.APIGatewayV2HTTPRequest)
 	}
 	resp, err := h.nodes.Do(ctx, nodeclient.Request{Method: http.MethodPost, Path: path, IdempotencyKey: key})
 	if err != nil {
-		h.log.Log(ctx, functions.FaultLevel(err), "submit not forwarded", "auth", how, "cluster", alias, "err", err)
+		h.log.Log(ctx, front.FaultLevel(err), "submit not forwarded", "auth", how, "cluster", alias, "err", err)
 		return lambdahttp.JSON(lambdahttp.StatusOf(err), Response{Code: "ERROR", Message: lambdahttp.PublicMessage(err)}), nil
 	}
 	h.log.InfoContext(ctx, "submit forwarded", "auth", how, "cluster", alias, "node", resp.Node, "status", resp.Status)

@@ -1,4 +1,4 @@
-package functions_test
+package front_test
 
 import (
 	"encoding/json"
@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/masterkv/masterkv/internal/functions/populate"
+	"github.com/masterkv/masterkv/internal/front/populate"
 	"github.com/masterkv/masterkv/internal/orchestratorapi"
 	"github.com/masterkv/masterkv/raftnode/httpapi"
 )

@@ -1,10 +1,10 @@
-package functions_test
+package front_test
 
 import (
 	"strings"
 	"testing"
 
-	"github.com/masterkv/masterkv/internal/functions/populate"
+	"github.com/masterkv/masterkv/internal/front/populate"
 )
 
 // TestFailoverRefusesZoneInjection (issue 10 item 1): a host carrying an

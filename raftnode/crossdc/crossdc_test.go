@@ -1,4 +1,4 @@
-package sweep_test
+package crossdc_test
 
 import (
 	"context"
@@ -15,10 +15,10 @@ import (
 	"github.com/masterkv/masterkv/internal/command"
 	"github.com/masterkv/masterkv/internal/discovery"
 	"github.com/masterkv/masterkv/internal/testserver"
+	"github.com/masterkv/masterkv/raftnode/crossdc"
 	"github.com/masterkv/masterkv/raftnode/node"
 	"github.com/masterkv/masterkv/raftnode/nodetest"
 	"github.com/masterkv/masterkv/raftnode/publish"
-	"github.com/masterkv/masterkv/raftnode/sweep"
 )
 
 var (
@@ -79,19 +79,19 @@ func eventually(t *testing.T, timeout time.Duration, what string, check func() e
 	}
 }
 
-// startSweeper runs a sweeper for n through dc1's agent.
-func startSweeper(t *testing.T, dc1 *testserver.Consul, n sweep.Leader, src interface {
-	sweep.Leader
-}, interval time.Duration) *sweep.Sweeper {
+// startSweeper runs a crossDC for n through dc1's agent.
+func startSweeper(t *testing.T, dc1 *testserver.Consul, n crossdc.Leader, src interface {
+	crossdc.Leader
+}, interval time.Duration) *crossdc.Distributor {
 	t.Helper()
 	return runSweeper(t, dc1.Addr(), n.(*node.Node), interval, nil)
 }
 
-// runSweeper runs a sweeper for nd through the agent at addr (an agent or
+// runSweeper runs a crossDC for nd through the agent at addr (an agent or
 // a kvTap in front of one), with local as Config.Local.
-func runSweeper(t *testing.T, addr string, nd *node.Node, interval time.Duration, local *publish.Publisher) *sweep.Sweeper {
+func runSweeper(t *testing.T, addr string, nd *node.Node, interval time.Duration, local *publish.Publisher) *crossdc.Distributor {
 	t.Helper()
-	s := sweep.New(newStore(t, addr), nd.Store(), nd, sweep.Config{
+	s := crossdc.New(newStore(t, addr), nd.Store(), nd, crossdc.Config{
 		Layout: layout, Interval: interval, LeaderPoll: 20 * time.Millisecond, RetryMax: 200 * time.Millisecond, Logger: quiet,
 		Local: local,
 	})
@@ -223,7 +223,7 @@ func TestDownDatacenterCatchesUp(t *testing.T) {
 func TestOnlyTheLeaderSweeps(t *testing.T) {
 	dcs := wan(t)
 	g := nodetest.New(t, 3, nodetest.Options{})
-	sweepers := make([]*sweep.Sweeper, 3)
+	sweepers := make([]*crossdc.Distributor, 3)
 	for i, n := range g.Nodes {
 		sweepers[i] = startSweeper(t, dcs[0], n, n, time.Second)
 	}
@@ -248,7 +248,7 @@ func TestOnlyTheLeaderSweeps(t *testing.T) {
 }
 
 // TestSteadyStateCostsOnlyReads: 10,000 clusters in 3 datacenters, nothing
-// changed: a sweep reads every key and writes none. The sweeper talks to
+// changed: a sweep reads every key and writes none. The crossDC talks to
 // Consul through a kvTap: between a steady-state pass in every datacenter
 // and the next, no write (a transaction with an operation other than get
 // or get-tree, a PUT or DELETE of /v1/kv) reaches any datacenter, and each

@@ -1,4 +1,4 @@
-// Package sweep is the leader's cross-datacenter distribution: with
+// Package crossdc is the leader's cross-datacenter distribution: with
 // MASTERKV_CONSUL_CROSS_DATA_CENTER_DISTRIBUTION the leader lists the
 // datacenters its Consul knows and keeps the current master of every
 // cluster written into each of them (?dc=).
@@ -8,7 +8,7 @@
 // (not at the next tick), a change arriving during a pass is queued, a slow
 // or unreachable datacenter delays no other, and every interval each
 // publisher reads every cluster for real and writes what differs.
-package sweep
+package crossdc
 
 import (
 	"context"
@@ -29,7 +29,7 @@ type Leader interface {
 	CaughtUp() bool
 }
 
-// Config tunes the sweep.
+// Config tunes the distributor.
 type Config struct {
 	Layout discovery.Layout
 	// Interval between full passes and datacenter listings (default 1m).
@@ -45,15 +45,15 @@ type Config struct {
 	Observe     func(store string, seconds float64, outs []kvstore.Outcome)
 	Logger      *slog.Logger
 	// Local is this node's own publisher into its Consul agent's
-	// datacenter, if any. The sweep then leaves that datacenter to it and
+	// datacenter, if any. The distributor then leaves that datacenter to it and
 	// only asks it for a pass every interval: one writer per datacenter
 	// instead of two racing ones. Without it (or when the agent's
-	// datacenter cannot be learnt) the sweep writes every datacenter.
+	// datacenter cannot be learnt) the distributor writes every datacenter.
 	Local *publish.Publisher
 }
 
-// Sweeper runs the per-datacenter publishers while this node leads.
-type Sweeper struct {
+// Distributor runs the per-datacenter publishers while this node leads.
+type Distributor struct {
 	consul *consulkv.Store
 	src    publish.Source
 	node   Leader
@@ -76,8 +76,8 @@ type dcPublisher struct {
 	done   chan struct{}
 }
 
-// New returns a sweeper writing through consul's agent.
-func New(consul *consulkv.Store, src publish.Source, node Leader, cfg Config) *Sweeper {
+// New returns a crossDC writing through consul's agent.
+func New(consul *consulkv.Store, src publish.Source, node Leader, cfg Config) *Distributor {
 	if cfg.Interval <= 0 {
 		cfg.Interval = time.Minute
 	}
@@ -90,7 +90,7 @@ func New(consul *consulkv.Store, src publish.Source, node Leader, cfg Config) *S
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Sweeper{
+	return &Distributor{
 		consul: consul, src: src, node: node, cfg: cfg,
 		sem: make(chan struct{}, cfg.Concurrency), running: map[string]*dcPublisher{},
 	}
@@ -98,7 +98,7 @@ func New(consul *consulkv.Store, src publish.Source, node Leader, cfg Config) *S
 
 // Run sweeps while this node is the leader, until ctx ends. A follower
 // never sweeps; a new leader takes over within one poll.
-func (s *Sweeper) Run(ctx context.Context) {
+func (s *Distributor) Run(ctx context.Context) {
 	poll := time.NewTicker(s.cfg.LeaderPoll)
 	defer poll.Stop()
 	defer s.stopAll()
@@ -108,7 +108,7 @@ func (s *Sweeper) Run(ctx context.Context) {
 		switch {
 		case !leading:
 			if s.stopAll() {
-				s.cfg.Logger.Info("cross-datacenter sweep stopped: not the leader")
+				s.cfg.Logger.Info("cross-datacenter distribution stopped: not the leader")
 			}
 			nextList = time.Time{}
 		case time.Now().After(nextList):
@@ -128,7 +128,7 @@ func (s *Sweeper) Run(ctx context.Context) {
 // refresh lists the datacenters and starts or stops their publishers. It
 // reports whether the agent's own datacenter is left to cfg.Local, which
 // then needs asking for the pass.
-func (s *Sweeper) refresh(ctx context.Context) (localPass bool) {
+func (s *Distributor) refresh(ctx context.Context) (localPass bool) {
 	dcs, err := s.consul.Datacenters()
 	local := s.learnLocal()
 	s.mu.Lock()
@@ -137,7 +137,7 @@ func (s *Sweeper) refresh(ctx context.Context) (localPass bool) {
 	s.listAt = time.Now()
 	if err != nil {
 		s.listErr = err.Error()
-		s.cfg.Logger.Warn("cross-datacenter sweep: cannot list datacenters; keeping the known ones", "err", err)
+		s.cfg.Logger.Warn("cross-datacenter distribution: cannot list datacenters; keeping the known ones", "err", err)
 		return local != ""
 	}
 	s.listErr = ""
@@ -159,14 +159,14 @@ func (s *Sweeper) refresh(ctx context.Context) (localPass bool) {
 		d := &dcPublisher{pub: p, cancel: cancel, done: make(chan struct{})}
 		go func() { defer close(d.done); p.Run(pctx) }()
 		s.running[dc] = d
-		s.cfg.Logger.Info("cross-datacenter sweep: writing datacenter", "datacenter", dc)
+		s.cfg.Logger.Info("cross-datacenter distribution: writing datacenter", "datacenter", dc)
 	}
 	for dc, d := range s.running {
 		if !want[dc] {
 			d.cancel()
 			<-d.done
 			delete(s.running, dc)
-			s.cfg.Logger.Info("cross-datacenter sweep: datacenter gone", "datacenter", dc)
+			s.cfg.Logger.Info("cross-datacenter distribution: datacenter gone", "datacenter", dc)
 		}
 	}
 	return local != ""
@@ -174,7 +174,7 @@ func (s *Sweeper) refresh(ctx context.Context) (localPass bool) {
 
 // learnLocal returns the datacenter cfg.Local writes, asking the agent
 // until it answers once; "" when there is no Local or it is not known yet.
-func (s *Sweeper) learnLocal() string {
+func (s *Distributor) learnLocal() string {
 	if s.cfg.Local == nil {
 		return ""
 	}
@@ -188,19 +188,19 @@ func (s *Sweeper) learnLocal() string {
 	if err != nil {
 		if !s.localWarned { // once: it is asked again every interval
 			s.localWarned = true
-			s.cfg.Logger.Warn("cross-datacenter sweep: cannot learn the agent's datacenter; sweeping it too, beside this node's own publisher", "err", err)
+			s.cfg.Logger.Warn("cross-datacenter distribution: cannot learn the agent's datacenter; writing it too, beside this node's own publisher", "err", err)
 		}
 		return ""
 	}
 	s.mu.Lock()
 	s.localDC = dc
 	s.mu.Unlock()
-	s.cfg.Logger.Info("cross-datacenter sweep: the agent's datacenter is left to this node's own publisher", "datacenter", dc)
+	s.cfg.Logger.Info("cross-datacenter distribution: the agent's datacenter is left to this node's own publisher", "datacenter", dc)
 	return dc
 }
 
 // stopAll stops every publisher; it reports whether any was running.
-func (s *Sweeper) stopAll() bool {
+func (s *Distributor) stopAll() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	had := s.leading
@@ -213,7 +213,7 @@ func (s *Sweeper) stopAll() bool {
 	return had
 }
 
-// Status is the sweep's part of /v1/status.
+// Status is the distributor's part of /v1/status.
 type Status struct {
 	Leading       bool               `json:"leading"`
 	ListedAt      time.Time          `json:"listed_at,omitzero"`
@@ -222,7 +222,7 @@ type Status struct {
 	IntervalNanos time.Duration      `json:"interval_ns"`
 }
 
-// DatacenterStatus is one datacenter's publisher as the sweep sees it.
+// DatacenterStatus is one datacenter's publisher as the distributor sees it.
 type DatacenterStatus struct {
 	Datacenter string `json:"datacenter"`
 	// Local marks the agent's own datacenter, written by this node's own
@@ -233,7 +233,7 @@ type DatacenterStatus struct {
 
 // Status reports every datacenter's publisher while this node leads,
 // sorted by datacenter.
-func (s *Sweeper) Status() Status {
+func (s *Distributor) Status() Status {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st := Status{Leading: s.leading, ListedAt: s.listAt, ListError: s.listErr, Datacenters: []DatacenterStatus{}, IntervalNanos: s.cfg.Interval}
@@ -248,7 +248,7 @@ func (s *Sweeper) Status() Status {
 }
 
 // Publishers returns the running per-datacenter publishers.
-func (s *Sweeper) Publishers() []*publish.Publisher {
+func (s *Distributor) Publishers() []*publish.Publisher {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var out []*publish.Publisher

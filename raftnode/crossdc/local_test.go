@@ -1,4 +1,4 @@
-package sweep_test
+package crossdc_test
 
 import (
 	"bytes"
@@ -22,17 +22,17 @@ import (
 	"github.com/masterkv/masterkv/internal/consulkv"
 	"github.com/masterkv/masterkv/internal/discovery"
 	"github.com/masterkv/masterkv/internal/testserver"
+	"github.com/masterkv/masterkv/raftnode/crossdc"
 	"github.com/masterkv/masterkv/raftnode/node"
 	"github.com/masterkv/masterkv/raftnode/nodetest"
 	"github.com/masterkv/masterkv/raftnode/publish"
-	"github.com/masterkv/masterkv/raftnode/sweep"
 )
 
 // The agent's own datacenter (dc1 here) with Config.Local: the node's own
-// publisher writes it and the sweep only asks that publisher for a pass
+// publisher writes it and the distributor only asks that publisher for a pass
 // every interval while leading.
 //
-// The node's own publisher and the sweeper each get their own consulkv
+// The node's own publisher and the crossDC each get their own consulkv
 // store, each through its own kvTap in front of dc1's agent. In production
 // they share one store; two taps tell their requests apart whatever ?dc=
 // a broken sweep would send dc1's writes with (dc1, or none through its
@@ -194,13 +194,13 @@ func startLocal(t *testing.T, addr string, nd *node.Node) *publish.Publisher {
 	return p
 }
 
-// localSetup is one node's own publisher and its sweeper with Config.Local,
+// localSetup is one node's own publisher and its crossDC with Config.Local,
 // each through its own tap in front of dc1's agent.
 type localSetup struct {
 	local         *publish.Publisher
-	sweeper       *sweep.Sweeper
+	crossDC       *crossdc.Distributor
 	localTap      *kvTap // the node's own publisher
-	sweepTap      *kvTap // the sweeper
+	sweepTap      *kvTap // the crossDC
 	localSnapshot map[string]tapCount
 }
 
@@ -208,11 +208,11 @@ func startLocalSweep(t *testing.T, dc1 *testserver.Consul, nd *node.Node, interv
 	t.Helper()
 	ls := &localSetup{localTap: newKVTap(t, dc1.Addr()), sweepTap: newKVTap(t, dc1.Addr())}
 	ls.local = startLocal(t, ls.localTap.addr, nd)
-	ls.sweeper = runSweeper(t, ls.sweepTap.addr, nd, interval, ls.local)
+	ls.crossDC = runSweeper(t, ls.sweepTap.addr, nd, interval, ls.local)
 	return ls
 }
 
-// checkOneWriter fails unless the sweeper sent no KV request into dc1
+// checkOneWriter fails unless the crossDC sent no KV request into dc1
 // (neither ?dc=dc1 nor, through its own store, no ?dc=) and the node's own
 // publisher named no datacenter.
 func (ls *localSetup) checkOneWriter(t *testing.T) {
@@ -220,7 +220,7 @@ func (ls *localSetup) checkOneWriter(t *testing.T) {
 	sw := ls.sweepTap.snapshot()
 	for _, dc := range []string{"", "dc1"} {
 		if c := sw[dc]; c.kv() != 0 {
-			t.Errorf("the sweeper sent KV requests into dc1 (?dc=%q): %v; dc1 is the node's own publisher's alone", dc, c)
+			t.Errorf("the crossDC sent KV requests into dc1 (?dc=%q): %v; dc1 is the node's own publisher's alone", dc, c)
 		}
 	}
 	for _, dc := range dcNames(ls.localTap.snapshot()) {
@@ -230,25 +230,25 @@ func (ls *localSetup) checkOneWriter(t *testing.T) {
 	}
 }
 
-// TestLocalDatacenterHasOneWriter: with Config.Local the sweep runs
+// TestLocalDatacenterHasOneWriter: with Config.Local the distributor runs
 // publishers for dc2 and dc3 only, reports dc1 as the local publisher's,
 // failovers reach all three datacenters at once, and every write into dc1
-// comes from the node's own publisher: the sweeper sends dc1 nothing.
+// comes from the node's own publisher: the crossDC sends dc1 nothing.
 func TestLocalDatacenterHasOneWriter(t *testing.T) {
 	dcs := wan(t)
 	g := nodetest.New(t, 1, nodetest.Options{})
 	nd := g.Nodes[0]
 	ls := startLocalSweep(t, dcs[0], nd, time.Minute)
 
-	var st sweep.Status
-	eventually(t, 10*time.Second, "the sweep reporting three datacenters", func() error {
-		st = ls.sweeper.Status()
+	var st crossdc.Status
+	eventually(t, 10*time.Second, "the distributor reporting three datacenters", func() error {
+		st = ls.crossDC.Status()
 		if !st.Leading || len(st.Datacenters) != 3 {
 			return fmt.Errorf("status %+v", st)
 		}
 		return nil
 	})
-	want := []sweep.DatacenterStatus{
+	want := []crossdc.DatacenterStatus{
 		{Datacenter: "dc1", Local: true, Status: publish.Status{Store: ls.local.Name()}},
 		{Datacenter: "dc2", Status: publish.Status{Store: "consul:dc2"}},
 		{Datacenter: "dc3", Status: publish.Status{Store: "consul:dc3"}},
@@ -263,9 +263,9 @@ func TestLocalDatacenterHasOneWriter(t *testing.T) {
 				i, d.Datacenter, d.Local, d.Store, w.Datacenter, w.Local, w.Store)
 		}
 	}
-	// Publishers lists only the sweep's own: dc2 and dc3.
+	// Publishers lists only the distributor's own: dc2 and dc3.
 	var names []string
-	for _, p := range ls.sweeper.Publishers() {
+	for _, p := range ls.crossDC.Publishers() {
 		names = append(names, p.Name())
 	}
 	sort.Strings(names)
@@ -292,16 +292,16 @@ func TestLocalDatacenterHasOneWriter(t *testing.T) {
 	sw := ls.sweepTap.snapshot()
 	for _, dc := range []string{"dc2", "dc3"} {
 		if sw[dc].txnWrites < failovers {
-			t.Errorf("sweeper: %d write transactions into %s for %d failovers", sw[dc].txnWrites, dc, failovers)
+			t.Errorf("crossDC: %d write transactions into %s for %d failovers", sw[dc].txnWrites, dc, failovers)
 		}
 	}
 	for _, dc := range dcNames(sw) {
-		t.Logf("sweeper ?dc=%q: %v", dc, sw[dc])
+		t.Logf("crossDC ?dc=%q: %v", dc, sw[dc])
 	}
 	t.Logf("node's own publisher: %v", ls.localTap.snapshot()[""])
 
 	// The local entry is the node's own publisher's status.
-	for _, d := range ls.sweeper.Status().Datacenters {
+	for _, d := range ls.crossDC.Status().Datacenters {
 		if d.Local && d.AppliedEpoch != e {
 			t.Errorf("local entry applied epoch %d, want %d", d.AppliedEpoch, e)
 		}
@@ -310,7 +310,7 @@ func TestLocalDatacenterHasOneWriter(t *testing.T) {
 
 // TestLocalDatacenterSweptThroughLocalPublisher: keys deleted by hand in
 // dc1 come back at the next interval, written by the node's own publisher
-// (which has no sweep interval of its own) in a pass the sweep asked for,
+// (which has no sweep interval of its own) in a pass the distributor asked for,
 // and the local entry reports that pass.
 func TestLocalDatacenterSweptThroughLocalPublisher(t *testing.T) {
 	dcs := wan(t)
@@ -326,7 +326,7 @@ func TestLocalDatacenterSweptThroughLocalPublisher(t *testing.T) {
 
 	const interval = 2 * time.Second
 	ls := &localSetup{local: local, localTap: localTap, sweepTap: sweepTap}
-	ls.sweeper = runSweeper(t, sweepTap.addr, nd, interval, local)
+	ls.crossDC = runSweeper(t, sweepTap.addr, nd, interval, local)
 	eventually(t, 10*time.Second, "first distribution", allHold(t, dcs, "c1", "10.0.0.1", e))
 	eventually(t, 10*time.Second, "a first pass of the local publisher", func() error {
 		if local.Status().LastSweep == nil {
@@ -346,12 +346,12 @@ func TestLocalDatacenterSweptThroughLocalPublisher(t *testing.T) {
 	keys := len(layout.Pairs("c1", discovery.Master{Host: "10.0.0.1", Port: 3306, IPv4: "10.0.0.1"}, e))
 	// The pass that rewrote the keys is reported until the next one, an
 	// interval later.
-	var local1 sweep.DatacenterStatus
+	var local1 crossdc.DatacenterStatus
 	eventually(t, 2*interval+5*time.Second, "keys back in dc1, reported by the local entry", func() error {
 		if err := holds(t, dcs[0], "c1", "10.0.0.1", e); err != nil {
 			return err
 		}
-		st := ls.sweeper.Status()
+		st := ls.crossDC.Status()
 		for _, d := range st.Datacenters {
 			if d.Datacenter != "dc1" {
 				continue
@@ -376,17 +376,17 @@ func TestLocalDatacenterSweptThroughLocalPublisher(t *testing.T) {
 	if err := allHold(t, dcs, "c1", "10.0.0.1", e)(); err != nil {
 		t.Error(err)
 	}
-	for _, d := range ls.sweeper.Status().Datacenters {
+	for _, d := range ls.crossDC.Status().Datacenters {
 		if d.LastSweep == nil || d.LastSweep.KeysRead == 0 {
 			t.Errorf("%s: no sweep report: %+v", d.Datacenter, d.LastSweep)
 		}
 	}
 }
 
-// TestFollowerAsksNoLocalPass: a follower's sweeper never asks the node's
+// TestFollowerAsksNoLocalPass: a follower's crossDC never asks the node's
 // own publisher for a pass, so keys deleted in dc1 stay deleted for three
 // intervals; asked by hand, the same publisher brings them back. Only the
-// follower runs a sweeper: a leader's would restore them through its own
+// follower runs a crossDC: a leader's would restore them through its own
 // publisher.
 func TestFollowerAsksNoLocalPass(t *testing.T) {
 	dcs := wan(t)
@@ -421,12 +421,12 @@ func TestFollowerAsksNoLocalPass(t *testing.T) {
 	if c := ls.localTap.since(before)[""]; c.kv() != 0 {
 		t.Errorf("the follower's own publisher sent dc1 KV requests after the delete: %v", c)
 	}
-	if st := ls.sweeper.Status(); st.Leading || len(st.Datacenters) != 0 {
+	if st := ls.crossDC.Status(); st.Leading || len(st.Datacenters) != 0 {
 		t.Errorf("follower's sweep status %+v, want not leading and no datacenters", st)
 	}
 	for dc, c := range ls.sweepTap.snapshot() {
 		if c.kv() != 0 {
-			t.Errorf("the follower's sweeper sent KV requests (?dc=%q): %v", dc, c)
+			t.Errorf("the follower's crossDC sent KV requests (?dc=%q): %v", dc, c)
 		}
 	}
 

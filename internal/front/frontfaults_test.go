@@ -1,4 +1,4 @@
-package functions_test
+package front_test
 
 import (
 	"bytes"
@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/masterkv/masterkv/internal/functions/failover"
-	"github.com/masterkv/masterkv/internal/functions/submit"
+	"github.com/masterkv/masterkv/internal/front/failover"
+	"github.com/masterkv/masterkv/internal/front/submit"
 	"github.com/masterkv/masterkv/internal/nodeclient"
 	"github.com/masterkv/masterkv/internal/webhook"
 )

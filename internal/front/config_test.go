@@ -1,4 +1,4 @@
-package functions_test
+package front_test
 
 import (
 	"os"
@@ -8,9 +8,9 @@ import (
 
 	"github.com/kelseyhightower/envconfig"
 
-	"github.com/masterkv/masterkv/internal/functions/failover"
-	"github.com/masterkv/masterkv/internal/functions/populate"
-	"github.com/masterkv/masterkv/internal/functions/submit"
+	"github.com/masterkv/masterkv/internal/front/failover"
+	"github.com/masterkv/masterkv/internal/front/populate"
+	"github.com/masterkv/masterkv/internal/front/submit"
 )
 
 // validator is every function's Config.

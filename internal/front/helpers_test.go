@@ -1,4 +1,4 @@
-package functions_test
+package front_test
 
 import (
 	"bytes"
@@ -21,9 +21,9 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/masterkv/masterkv/internal/discovery"
-	"github.com/masterkv/masterkv/internal/functions/failover"
-	"github.com/masterkv/masterkv/internal/functions/populate"
-	"github.com/masterkv/masterkv/internal/functions/submit"
+	"github.com/masterkv/masterkv/internal/front/failover"
+	"github.com/masterkv/masterkv/internal/front/populate"
+	"github.com/masterkv/masterkv/internal/front/submit"
 	"github.com/masterkv/masterkv/internal/nodeclient"
 	"github.com/masterkv/masterkv/internal/orchestratorapi"
 	"github.com/masterkv/masterkv/internal/webhook"

@@ -1,4 +1,4 @@
-package functions_test
+package front_test
 
 import (
 	"net/http"
