@@ -17,6 +17,7 @@ import (
 	"github.com/masterkv/masterkv/internal/consulkv"
 	"github.com/masterkv/masterkv/internal/discovery"
 	"github.com/masterkv/masterkv/internal/kvstore"
+	"github.com/masterkv/masterkv/internal/master"
 	"github.com/masterkv/masterkv/internal/testserver"
 	"github.com/masterkv/masterkv/internal/zkkv"
 )
@@ -97,7 +98,7 @@ func seedOldGeneration(t *testing.T, layout discovery.Layout, consul *testserver
 		t.Fatal(err)
 	}
 	defer zs.Close()
-	old := kvstore.NewCluster(layout, "main", discovery.Master{Host: "db-old", Port: procPort}, oldGeneration)
+	old := kvstore.NewCluster(layout, "main", master.Master{Host: "db-old", Port: procPort}, oldGeneration)
 	for _, s := range []interface {
 		Name() string
 		Write(context.Context, []kvstore.Cluster) []kvstore.Outcome

@@ -11,7 +11,7 @@ import (
 	"encoding/json"
 	"fmt"
 
-	"github.com/masterkv/masterkv/internal/discovery"
+	"github.com/masterkv/masterkv/internal/master"
 )
 
 // Type is the operation of a command. Its zero value is Unknown, so a
@@ -59,8 +59,8 @@ func (t *Type) UnmarshalText(b []byte) error {
 
 // Entry is one cluster and its master.
 type Entry struct {
-	Cluster string           `json:"cluster"`
-	Master  discovery.Master `json:"master"`
+	Cluster string        `json:"cluster"`
+	Master  master.Master `json:"master"`
 }
 
 // FailoverPayload sets Cluster's master. When Expected (host:port) is set,

@@ -7,12 +7,12 @@ import (
 	"testing"
 
 	"github.com/masterkv/masterkv/internal/command"
-	"github.com/masterkv/masterkv/internal/discovery"
+	"github.com/masterkv/masterkv/internal/master"
 )
 
 var (
-	m1 = discovery.Master{Host: "db1.example.com", Port: 3306, IPv4: "10.0.0.5", IPv6: "fd00::5"}
-	m2 = discovery.Master{Host: "db2", Port: 3307}
+	m1 = master.Master{Host: "db1.example.com", Port: 3306, IPv4: "10.0.0.5", IPv6: "fd00::5"}
+	m2 = master.Master{Host: "db2", Port: 3307}
 )
 
 func TestEncodeDecodeRoundTrip(t *testing.T) {

@@ -98,8 +98,8 @@ func TestACLWrite(t *testing.T) {
 				s := newStore(t, f.agent, consulkv.Config{Address: f.rec.addr, Provider: provider, Token: tt.token})
 				alias := strings.ReplaceAll("acl-"+provider+"-"+tt.name, " ", "-")
 				cs := []kvstore.Cluster{
-					kvstore.NewCluster(tt.layout, alias+"-1", master(1), 1),
-					kvstore.NewCluster(tt.layout, alias+"-2", master(2), 1),
+					kvstore.NewCluster(tt.layout, alias+"-1", sampleMaster(1), 1),
+					kvstore.NewCluster(tt.layout, alias+"-2", sampleMaster(2), 1),
 				}
 				f.rec.take()
 				out := write(t, s, cs...)
@@ -144,11 +144,11 @@ func TestACLRead(t *testing.T) {
 
 func aclRead(t *testing.T, f *aclFixture, admin *consulkv.Store, provider string, tt tokenCase, n int) {
 	alias := strings.ReplaceAll(fmt.Sprintf("aclread-%s-%s-%d", provider, tt.name, n), " ", "-")
-	c := kvstore.NewCluster(tt.layout, alias, master(1), 1)
+	c := kvstore.NewCluster(tt.layout, alias, sampleMaster(1), 1)
 	write(t, admin, c)
 	clusters := []kvstore.Cluster{c}
 	for i := 1; i < n; i++ { // absent ones beside it, under the same prefix
-		clusters = append(clusters, kvstore.NewCluster(tt.layout, fmt.Sprintf("%s-absent-%03d", alias, i), master(1), 1))
+		clusters = append(clusters, kvstore.NewCluster(tt.layout, fmt.Sprintf("%s-absent-%03d", alias, i), sampleMaster(1), 1))
 	}
 
 	s := newStore(t, f.agent, consulkv.Config{Provider: provider, Token: tt.token})

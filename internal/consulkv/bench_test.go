@@ -32,7 +32,7 @@ func BenchmarkWrite(b *testing.B) {
 				writeAll := func(b *testing.B) {
 					cs := make([]kvstore.Cluster, n)
 					for i := range cs {
-						cs[i] = cluster(fmt.Sprintf("bench-%05d", i), master(int(epoch%2)), epoch)
+						cs[i] = cluster(fmt.Sprintf("bench-%05d", i), sampleMaster(int(epoch%2)), epoch)
 					}
 					epoch++
 					for _, o := range s.Write(context.Background(), cs) {

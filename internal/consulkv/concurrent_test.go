@@ -6,8 +6,8 @@ import (
 	"testing"
 
 	"github.com/masterkv/masterkv/internal/consulkv"
-	"github.com/masterkv/masterkv/internal/discovery"
 	"github.com/masterkv/masterkv/internal/kvstore"
+	"github.com/masterkv/masterkv/internal/master"
 	"github.com/masterkv/masterkv/internal/testserver"
 )
 
@@ -30,8 +30,8 @@ func TestConcurrentWritersNewerEpochWins(t *testing.T) {
 				e := uint64(10 + 2*r)
 				// Every key but the port differs between the two masters
 				// and from the previous round.
-				mOld := discovery.Master{Host: fmt.Sprintf("old-%d.example", r), Port: 3306, IPv4: fmt.Sprintf("10.1.0.%d", r+1), IPv6: fmt.Sprintf("fd00:1::%d", r+1)}
-				mNew := discovery.Master{Host: fmt.Sprintf("new-%d.example", r), Port: 3306, IPv4: fmt.Sprintf("10.2.0.%d", r+1), IPv6: fmt.Sprintf("fd00:2::%d", r+1)}
+				mOld := master.Master{Host: fmt.Sprintf("old-%d.example", r), Port: 3306, IPv4: fmt.Sprintf("10.1.0.%d", r+1), IPv6: fmt.Sprintf("fd00:1::%d", r+1)}
+				mNew := master.Master{Host: fmt.Sprintf("new-%d.example", r), Port: 3306, IPv4: fmt.Sprintf("10.2.0.%d", r+1), IPv6: fmt.Sprintf("fd00:2::%d", r+1)}
 				cOld, cNew := cluster(alias, mOld, e), cluster(alias, mNew, e+1)
 
 				var oOld, oNew []kvstore.Outcome

@@ -18,7 +18,7 @@ func TestEpochs(t *testing.T) {
 	if got, err := s.Epochs(t.Context(), layout.Prefix(), 1<<52); err != nil || got.Key != "" || got.Keys != 0 {
 		t.Fatalf("empty store: %+v, %v; want nothing", got, err)
 	}
-	write(t, s, cluster("a", master(1), 1_000_000), cluster("b", master(2), 999_990))
+	write(t, s, cluster("a", sampleMaster(1), 1_000_000), cluster("b", sampleMaster(2), 999_990))
 	a.put(t, layout.Prefix()+"c/epoch", "9007199254740993") // above 2^52
 	a.put(t, layout.Prefix()+"d/epoch", "x")
 	a.put(t, layout.Prefix()+"e/f/epoch", "5000000") // not an alias's key
@@ -55,8 +55,8 @@ func TestEpochsEverywhere(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	write(t, s, cluster("a", master(1), 10))
-	write(t, newStore(t, dc2, consulkv.Config{Provider: consulkv.ProviderTxn}), cluster("a", master(2), 2_000_000))
+	write(t, s, cluster("a", sampleMaster(1), 10))
+	write(t, newStore(t, dc2, consulkv.Config{Provider: consulkv.ProviderTxn}), cluster("a", sampleMaster(2), 2_000_000))
 
 	every := consulkv.EpochsEverywhere{Store: s}
 	got, err := every.Epochs(t.Context(), layout.Prefix(), 1<<52)

@@ -22,6 +22,7 @@ import (
 	"github.com/masterkv/masterkv/internal/consulkv"
 	"github.com/masterkv/masterkv/internal/discovery"
 	"github.com/masterkv/masterkv/internal/kvstore"
+	"github.com/masterkv/masterkv/internal/master"
 	"github.com/masterkv/masterkv/internal/testserver"
 )
 
@@ -213,7 +214,7 @@ func read(t *testing.T, s *consulkv.Store, clusters []kvstore.Cluster) map[strin
 
 // moved is m with a different host and IPv4 (the port and empty IPv6 stay):
 // a change of 3 keys plus the epoch.
-func moved(m discovery.Master) discovery.Master {
+func moved(m master.Master) master.Master {
 	m.Host = "moved-" + m.Host
 	m.IPv4 = strings.Replace(m.IPv4, "10.0.", "10.9.", 1)
 	return m
@@ -224,7 +225,7 @@ func moved(m discovery.Master) discovery.Master {
 func armed(t *testing.T, a *agent, l *callLog, alias string) *consulkv.Store {
 	t.Helper()
 	s := newStore(t, a, consulkv.Config{Address: l.addr, Provider: consulkv.ProviderTxn, MaxOpsPerTxn: 64})
-	checkOutcome(t, write(t, s, cluster(alias, master(999), 1))[0], kvstore.Written, 6)
+	checkOutcome(t, write(t, s, cluster(alias, sampleMaster(999), 1))[0], kvstore.Written, 6)
 	return s
 }
 
@@ -245,7 +246,7 @@ func TestTxnCreateOnlyFirstWrite(t *testing.T) {
 
 	var cs []kvstore.Cluster
 	for i := range 25 {
-		cs = append(cs, cluster(fmt.Sprintf("create-%02d", i), master(i), uint64(1+i)))
+		cs = append(cs, cluster(fmt.Sprintf("create-%02d", i), sampleMaster(i), uint64(1+i)))
 	}
 	for _, o := range write(t, s, cs...) {
 		checkOutcome(t, o, kvstore.Written, 6)
@@ -296,8 +297,8 @@ func TestTxnProbeBeforeCreating(t *testing.T) {
 	const n = 1000
 	var fresh, moved2 []kvstore.Cluster
 	for i := range n {
-		fresh = append(fresh, cluster(fmt.Sprintf("probe-%04d", i), master(i), 1))
-		moved2 = append(moved2, cluster(fmt.Sprintf("probe-%04d", i), moved(master(i)), 2))
+		fresh = append(fresh, cluster(fmt.Sprintf("probe-%04d", i), sampleMaster(i), 1))
+		moved2 = append(moved2, cluster(fmt.Sprintf("probe-%04d", i), moved(sampleMaster(i)), 2))
 	}
 
 	l.take()
@@ -349,7 +350,7 @@ func TestTxnCreateOnlyRefused(t *testing.T) {
 	// Subtests share the proxy: they run in order.
 
 	t.Run("hand-put hostname", func(t *testing.T) {
-		c := cluster("refused-hand", master(1), 5)
+		c := cluster("refused-hand", sampleMaster(1), 5)
 		a.put(t, c.MainKey()+"/hostname", "intruder")
 		s := armed(t, a, l, c.Alias+"-arm")
 		l.take()
@@ -367,11 +368,11 @@ func TestTxnCreateOnlyRefused(t *testing.T) {
 		{"newer epoch alone", func(t *testing.T, main string) { a.put(t, main+"/epoch", "99") }},
 		{"newer cluster", func(t *testing.T, main string) {
 			alias := strings.TrimPrefix(main, layout.Prefix())
-			checkOutcome(t, write(t, newStore(t, a, consulkv.Config{Provider: consulkv.ProviderTxn}), cluster(alias, master(2), 99))[0], kvstore.Written, 6)
+			checkOutcome(t, write(t, newStore(t, a, consulkv.Config{Provider: consulkv.ProviderTxn}), cluster(alias, sampleMaster(2), 99))[0], kvstore.Written, 6)
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c := cluster("refused-"+strings.ReplaceAll(tc.name, " ", "-"), master(3), 11)
+			c := cluster("refused-"+strings.ReplaceAll(tc.name, " ", "-"), sampleMaster(3), 11)
 			tc.setup(t, c.MainKey())
 			before := a.snapshot(t, c.Alias)
 			s := armed(t, a, l, c.Alias+"-arm")
@@ -405,8 +406,8 @@ func TestTxnCreateOnlyRefused(t *testing.T) {
 			var before, after []kvstore.Cluster
 			for i := range n {
 				alias := fmt.Sprintf("%s-%03d", prefix, i)
-				before = append(before, cluster(alias, master(i), 1))
-				after = append(after, cluster(alias, moved(master(i)), 2))
+				before = append(before, cluster(alias, sampleMaster(i), 1))
+				after = append(after, cluster(alias, moved(sampleMaster(i)), 2))
 			}
 			for _, o := range write(t, newStore(t, a, consulkv.Config{Provider: consulkv.ProviderTxn, MaxOpsPerTxn: 64}), before...) {
 				checkOutcome(t, o, kvstore.Written, 6)
@@ -449,11 +450,11 @@ func TestTxnCreateOnlyRefused(t *testing.T) {
 		const n, batch = 300, 30
 		var existing, all []kvstore.Cluster
 		for i := range n {
-			c := cluster(fmt.Sprintf("mixed-%03d", i), master(i), 1)
+			c := cluster(fmt.Sprintf("mixed-%03d", i), sampleMaster(i), 1)
 			if i%10 != 0 {
 				existing = append(existing, c)
 			}
-			all = append(all, cluster(c.Alias, moved(master(i)), 2))
+			all = append(all, cluster(c.Alias, moved(sampleMaster(i)), 2))
 		}
 		write(t, newStore(t, a, consulkv.Config{Provider: consulkv.ProviderTxn, MaxOpsPerTxn: 64}), existing...)
 		s := armed(t, a, l, "mixed-arm")
@@ -480,7 +481,7 @@ func TestTxnCreateOnlyRefused(t *testing.T) {
 	t.Run("creating first on and off", func(t *testing.T) {
 		var old []kvstore.Cluster
 		for i := range 5 {
-			old = append(old, cluster(fmt.Sprintf("cycle-old-%d", i), master(i), 1))
+			old = append(old, cluster(fmt.Sprintf("cycle-old-%d", i), sampleMaster(i), 1))
 		}
 		write(t, newStore(t, a, consulkv.Config{Provider: consulkv.ProviderTxn}), old...)
 		s := newStore(t, a, consulkv.Config{Address: l.addr, Provider: consulkv.ProviderTxn, MaxOpsPerTxn: 64})
@@ -497,10 +498,10 @@ func TestTxnCreateOnlyRefused(t *testing.T) {
 				a.checkHolds(t, c)
 			}
 		}
-		newer := func(i int) kvstore.Cluster { return cluster(old[i].Alias, moved(master(i)), 2) }
+		newer := func(i int) kvstore.Cluster { return cluster(old[i].Alias, moved(sampleMaster(i)), 2) }
 		var fresh []kvstore.Cluster
 		for i := range 6 {
-			fresh = append(fresh, cluster(fmt.Sprintf("cycle-new-%d", i), master(900+i), 1))
+			fresh = append(fresh, cluster(fmt.Sprintf("cycle-new-%d", i), sampleMaster(900+i), 1))
 		}
 		step("new store, existing cluster", "read, write 200", []kvstore.Cluster{newer(0)}, 4)
 		step("existing cluster, half absent", "read, write 200", []kvstore.Cluster{newer(1), fresh[0]}, 4, 6)
@@ -528,11 +529,11 @@ func TestReadListMatchesPerClusterReads(t *testing.T) {
 
 	var asked []kvstore.Cluster
 	for i := range 300 {
-		asked = append(asked, cluster(fmt.Sprintf("list-%03d", i), master(i), 3))
+		asked = append(asked, cluster(fmt.Sprintf("list-%03d", i), sampleMaster(i), 3))
 	}
-	x1, x10 := cluster("x1", master(501), 4), cluster("x10", master(502), 5)
-	gone := cluster("list-gone", master(503), 1)
-	write(t, writer, slices.Concat(asked, []kvstore.Cluster{x1, x10, cluster("list-other", master(504), 1)})...)
+	x1, x10 := cluster("x1", sampleMaster(501), 4), cluster("x10", sampleMaster(502), 5)
+	gone := cluster("list-gone", sampleMaster(503), 1)
+	write(t, writer, slices.Concat(asked, []kvstore.Cluster{x1, x10, cluster("list-other", sampleMaster(504), 1)})...)
 	asked = append(asked, x1, gone)
 
 	deleted, edited := asked[7], asked[8]
@@ -638,7 +639,7 @@ func TestReadListMatchesPerClusterReads(t *testing.T) {
 	})
 
 	t.Run("two prefixes", func(t *testing.T) {
-		other := kvstore.NewCluster(discovery.NewLayout("elsewhere/master", true), "list-elsewhere", master(0), 3)
+		other := kvstore.NewCluster(discovery.NewLayout("elsewhere/master", true), "list-elsewhere", sampleMaster(0), 3)
 		l.take()
 		got := read(t, newStore(t, a, consulkv.Config{Address: l.addr, Provider: consulkv.ProviderTxn, MaxOpsPerTxn: 64}), append(asked[:300:300], other))
 		calls := l.take()
@@ -675,7 +676,7 @@ func TestTxnReadThenWriteWithoutRead(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			var cs []kvstore.Cluster
 			for i := range tc.n {
-				cs = append(cs, cluster(fmt.Sprintf("remember%d%v-%03d", tc.n, tc.survey, i), master(i), 1))
+				cs = append(cs, cluster(fmt.Sprintf("remember%d%v-%03d", tc.n, tc.survey, i), sampleMaster(i), 1))
 			}
 			write(t, newStore(t, a, consulkv.Config{Provider: consulkv.ProviderTxn, MaxOpsPerTxn: 64}), cs...)
 			differs := cs[9]
@@ -697,7 +698,7 @@ func TestTxnReadThenWriteWithoutRead(t *testing.T) {
 			// Nine clusters read exactly move: one transaction, no read.
 			var changed []kvstore.Cluster
 			for i, c := range cs[:9] {
-				changed = append(changed, cluster(c.Alias, moved(master(i)), 2))
+				changed = append(changed, cluster(c.Alias, moved(sampleMaster(i)), 2))
 			}
 			for _, o := range write(t, s, changed...) {
 				checkOutcome(t, o, kvstore.Written, 4)
@@ -732,7 +733,7 @@ func TestTxnReadThenWriteWithoutRead(t *testing.T) {
 
 			// The cluster that differed when read: its change leaves
 			// exactly the cluster, the stray ipv6 included.
-			next := cluster(differs.Alias, moved(master(9)), 2)
+			next := cluster(differs.Alias, moved(sampleMaster(9)), 2)
 			checkOutcome(t, write(t, s, next)[0], kvstore.Written, 5)
 			a.checkHolds(t, next)
 
@@ -741,7 +742,7 @@ func TestTxnReadThenWriteWithoutRead(t *testing.T) {
 			late := cs[tc.n-1]
 			a.put(t, late.MainKey()+"/port", "1")
 			l.take()
-			next = cluster(late.Alias, moved(master(tc.n-1)), 2)
+			next = cluster(late.Alias, moved(sampleMaster(tc.n-1)), 2)
 			checkOutcome(t, write(t, s, next)[0], kvstore.Written, 5)
 			a.checkHolds(t, next)
 			txns = txnsOf(l.take())

@@ -22,6 +22,7 @@ import (
 	"github.com/masterkv/masterkv/internal/consulkv"
 	"github.com/masterkv/masterkv/internal/discovery"
 	"github.com/masterkv/masterkv/internal/kvstore"
+	"github.com/masterkv/masterkv/internal/master"
 	"github.com/masterkv/masterkv/internal/testserver"
 )
 
@@ -67,15 +68,15 @@ func newStore(t *testing.T, a *agent, cfg consulkv.Config) *consulkv.Store {
 
 // master returns a distinct master for n: host db-n.example, port 3306+n%100,
 // ipv4 10.0.x.y, ipv6 empty (as orchestrator writes it when unresolved).
-func master(n int) discovery.Master {
-	return discovery.Master{
+func sampleMaster(n int) master.Master {
+	return master.Master{
 		Host: fmt.Sprintf("db-%d.example", n),
 		Port: 3306 + n%100,
 		IPv4: fmt.Sprintf("10.0.%d.%d", n/250%250, n%250+1),
 	}
 }
 
-func cluster(alias string, m discovery.Master, epoch uint64) kvstore.Cluster {
+func cluster(alias string, m master.Master, epoch uint64) kvstore.Cluster {
 	return kvstore.NewCluster(layout, alias, m, epoch)
 }
 

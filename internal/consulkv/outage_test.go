@@ -24,8 +24,8 @@ func TestAgentDown(t *testing.T) {
 	for _, provider := range providers {
 		stores[provider] = newStore(t, a, consulkv.Config{Provider: provider, Timeout: time.Second})
 		for i, alias := range []string{"down-1-" + provider, "down-2-" + provider} {
-			before[provider] = append(before[provider], cluster(alias, master(i), 1))
-			after[provider] = append(after[provider], cluster(alias, master(10+i), 2))
+			before[provider] = append(before[provider], cluster(alias, sampleMaster(i), 1))
+			after[provider] = append(after[provider], cluster(alias, sampleMaster(10+i), 2))
 		}
 		for _, o := range write(t, stores[provider], before[provider]...) {
 			checkOutcome(t, o, kvstore.Written, 6)
@@ -105,7 +105,7 @@ func TestAgentHangs(t *testing.T) {
 					ctx, cancel = context.WithTimeout(ctx, tt.ctx)
 					defer cancel()
 				}
-				cs := []kvstore.Cluster{cluster("hung-1", master(1), 1), cluster("hung-2", master(2), 1)}
+				cs := []kvstore.Cluster{cluster("hung-1", sampleMaster(1), 1), cluster("hung-2", sampleMaster(2), 1)}
 				start := time.Now()
 				out := s.Write(ctx, cs)
 				d := time.Since(start)

@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/masterkv/masterkv/internal/consulkv"
-	"github.com/masterkv/masterkv/internal/discovery"
 	"github.com/masterkv/masterkv/internal/kvstore"
+	"github.com/masterkv/masterkv/internal/master"
 	"github.com/masterkv/masterkv/internal/testserver"
 )
 
@@ -78,8 +78,8 @@ func (g *gate) open() {
 func TestPlainLaggingWriterNeverLeavesNewestEpochBesideOlderMaster(t *testing.T) {
 	t.Parallel()
 	a := startAgent(t, testserver.ConsulOptions{})
-	b := discovery.Master{Host: "db-b.example", Port: 3306, IPv4: "10.0.0.2", IPv6: "fd00::2"}
-	c := discovery.Master{Host: "db-c.example", Port: 3307, IPv4: "10.0.0.3", IPv6: "fd00::3"}
+	b := master.Master{Host: "db-b.example", Port: 3306, IPv4: "10.0.0.2", IPv6: "fd00::2"}
+	c := master.Master{Host: "db-c.example", Port: 3307, IPv4: "10.0.0.3", IPv6: "fd00::3"}
 	for k := 0; k <= len(suffixes)+2; k++ {
 		t.Run(fmt.Sprintf("paused after %d puts", k), func(t *testing.T) {
 			alias := fmt.Sprintf("failback-%d", k)

@@ -22,7 +22,7 @@ func TestRefused(t *testing.T) {
 			}
 			t.Run(provider+"/"+tt.name, func(t *testing.T) {
 				s := newStore(t, f.agent, consulkv.Config{Address: f.rec.addr, Provider: provider, Token: tt.token})
-				c := kvstore.NewCluster(tt.layout, strings.ReplaceAll("refused-"+provider+"-"+tt.name, " ", "-"), master(1), 1)
+				c := kvstore.NewCluster(tt.layout, strings.ReplaceAll("refused-"+provider+"-"+tt.name, " ", "-"), sampleMaster(1), 1)
 				o := write(t, s, c)[0]
 				if o.Status != kvstore.Failed || o.Err == nil {
 					t.Fatalf("outcome %v (%v), want failed", o.Status, o.Err)

@@ -129,13 +129,13 @@ func TestTLS(t *testing.T) {
 				cfg.Scheme, cfg.Provider = "https", provider
 				s := newStore(t, a, cfg)
 				alias := strings.NewReplacer(" ", "-", ",", "").Replace("tls-" + provider + "-" + tt.name)
-				c := cluster(alias, master(1), 1)
+				c := cluster(alias, sampleMaster(1), 1)
 				o := write(t, s, c)[0]
 				// A survey of 256 clusters lists the prefix, the one
 				// request made without the api client: same TLS rules.
 				many := []kvstore.Cluster{c}
 				for i := 1; i < 256; i++ {
-					many = append(many, cluster(fmt.Sprintf("%s-absent-%03d", alias, i), master(1), 1))
+					many = append(many, cluster(fmt.Sprintf("%s-absent-%03d", alias, i), sampleMaster(1), 1))
 				}
 				same, surveyErr := s.Survey(context.Background(), many)
 				if tt.wantErr == "" {

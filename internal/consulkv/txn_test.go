@@ -23,10 +23,10 @@ func TestTxnFull64OpWrite(t *testing.T) {
 
 	var edited, fresh []kvstore.Cluster
 	for i := range 4 {
-		edited = append(edited, cluster(fmt.Sprintf("full-edited-%d", i), master(i), 3))
+		edited = append(edited, cluster(fmt.Sprintf("full-edited-%d", i), sampleMaster(i), 3))
 	}
 	for i := range 8 {
-		fresh = append(fresh, cluster(fmt.Sprintf("full-new-%d", i), master(10+i), 3))
+		fresh = append(fresh, cluster(fmt.Sprintf("full-new-%d", i), sampleMaster(10+i), 3))
 	}
 	write(t, s, edited...)
 	for _, c := range edited {
@@ -83,7 +83,7 @@ func TestTxnGrouping(t *testing.T) {
 			prefix := fmt.Sprintf("group%d-", tt.maxOps)
 			var cs []kvstore.Cluster
 			for i := range n {
-				cs = append(cs, cluster(fmt.Sprintf("%s%04d", prefix, i), master(i), 1))
+				cs = append(cs, cluster(fmt.Sprintf("%s%04d", prefix, i), sampleMaster(i), 1))
 			}
 			rec.take()
 			for _, o := range write(t, s, cs...) {
@@ -167,7 +167,7 @@ func TestTxnOpsClamp(t *testing.T) {
 			s := newStore(t, a, consulkv.Config{Address: rec.addr, Provider: consulkv.ProviderTxn, MaxOpsPerTxn: tt.maxOps})
 			var cs []kvstore.Cluster
 			for i := range 40 {
-				cs = append(cs, cluster(fmt.Sprintf("clamp%d-%02d", tt.maxOps, i), master(i), 1))
+				cs = append(cs, cluster(fmt.Sprintf("clamp%d-%02d", tt.maxOps, i), sampleMaster(i), 1))
 			}
 			write(t, s, cs...)
 			for _, c := range cs {
@@ -198,7 +198,7 @@ func TestTxnOpsClamp(t *testing.T) {
 
 	t.Run("plain provider sends no transactions", func(t *testing.T) {
 		s := newStore(t, a, consulkv.Config{Address: rec.addr, Provider: consulkv.ProviderPlain, MaxOpsPerTxn: 64})
-		c := cluster("clamp-plain", master(1), 1)
+		c := cluster("clamp-plain", sampleMaster(1), 1)
 		rec.take()
 		write(t, s, c)
 		rec.mu.Lock()

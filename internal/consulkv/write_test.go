@@ -7,8 +7,8 @@ import (
 	"testing"
 
 	"github.com/masterkv/masterkv/internal/consulkv"
-	"github.com/masterkv/masterkv/internal/discovery"
 	"github.com/masterkv/masterkv/internal/kvstore"
+	"github.com/masterkv/masterkv/internal/master"
 	"github.com/masterkv/masterkv/internal/testserver"
 )
 
@@ -23,8 +23,8 @@ func TestWriteFirstThenUnchanged(t *testing.T) {
 			s := newStore(t, a, consulkv.Config{Provider: provider})
 			one, two := "first-"+provider, "second-"+provider
 			clusters := []kvstore.Cluster{
-				cluster(one, discovery.Master{Host: "db-1.example", Port: 3306, IPv4: "10.0.0.1"}, 7),
-				cluster(two, discovery.Master{Host: "db-2.example", Port: 3307, IPv4: "10.0.0.2"}, 1),
+				cluster(one, master.Master{Host: "db-1.example", Port: 3306, IPv4: "10.0.0.1"}, 7),
+				cluster(two, master.Master{Host: "db-2.example", Port: 3307, IPv4: "10.0.0.2"}, 1),
 			}
 			// Spelled out rather than derived from the layout, so a wrong
 			// layout or a wrong writer cannot agree with itself.
@@ -81,14 +81,14 @@ func TestWriteFirstThenUnchanged(t *testing.T) {
 func TestWriteOnlyChangedKeys(t *testing.T) {
 	t.Parallel()
 	a := startAgent(t, testserver.ConsulOptions{})
-	m := discovery.Master{Host: "db-1.example", Port: 3306, IPv4: "10.0.0.1"}
-	port := func(p int) discovery.Master { n := m; n.Port = p; return n }
+	m := master.Master{Host: "db-1.example", Port: 3306, IPv4: "10.0.0.1"}
+	port := func(p int) master.Master { n := m; n.Port = p; return n }
 
 	// Steps run in order on one cluster per provider.
 	steps := []struct {
 		name   string
 		hand   func(t *testing.T, alias string) // edit by hand before the write
-		master discovery.Master
+		master master.Master
 		epoch  uint64
 		moved  []string // suffixes whose ModifyIndex must move; all others must not
 	}{
@@ -155,11 +155,11 @@ func TestWriteEpochGuard(t *testing.T) {
 
 			t.Run("older epoch is stale", func(t *testing.T) {
 				alias := "guard-" + provider
-				newer := cluster(alias, master(1), 10)
+				newer := cluster(alias, sampleMaster(1), 10)
 				write(t, s, newer)
 				before := a.snapshot(t, alias)
 
-				o := write(t, s, cluster(alias, master(2), 5))[0]
+				o := write(t, s, cluster(alias, sampleMaster(2), 5))[0]
 				checkOutcome(t, o, kvstore.Stale, 0)
 				if after := a.snapshot(t, alias); !entriesEqual(after, before) {
 					t.Errorf("stale write changed consul:\nbefore %v\n after %v", before, after)
@@ -169,8 +169,8 @@ func TestWriteEpochGuard(t *testing.T) {
 
 			t.Run("equal epoch overwrites", func(t *testing.T) {
 				alias := "equal-" + provider
-				write(t, s, cluster(alias, master(1), 10))
-				c := cluster(alias, master(2), 10)
+				write(t, s, cluster(alias, sampleMaster(1), 10))
+				c := cluster(alias, sampleMaster(2), 10)
 				o := write(t, s, c)[0]
 				// main, hostname, port and ipv4 differ; the epoch is equal.
 				checkOutcome(t, o, kvstore.Written, 4)
@@ -179,9 +179,9 @@ func TestWriteEpochGuard(t *testing.T) {
 
 			t.Run("garbage epoch is overwritten", func(t *testing.T) {
 				alias := "garbage-" + provider
-				write(t, s, cluster(alias, master(1), 10))
+				write(t, s, cluster(alias, sampleMaster(1), 10))
 				a.put(t, layout.EpochKey(alias), "abc")
-				c := cluster(alias, master(2), 5)
+				c := cluster(alias, sampleMaster(2), 5)
 				o := write(t, s, c)[0]
 				checkOutcome(t, o, kvstore.Written, 5)
 				a.checkHolds(t, c)
@@ -210,10 +210,10 @@ func TestReadAndDatacenters(t *testing.T) {
 	for _, provider := range providers {
 		t.Run(provider, func(t *testing.T) {
 			s := newStore(t, a, consulkv.Config{Provider: provider})
-			full := cluster("read-full-"+provider, master(1), 3)
-			partial := cluster("read-partial-"+provider, master(2), 4)
-			edited := cluster("read-edited-"+provider, master(3), 5)
-			absent := cluster("read-absent-"+provider, master(4), 6)
+			full := cluster("read-full-"+provider, sampleMaster(1), 3)
+			partial := cluster("read-partial-"+provider, sampleMaster(2), 4)
+			edited := cluster("read-edited-"+provider, sampleMaster(3), 5)
+			absent := cluster("read-absent-"+provider, sampleMaster(4), 6)
 			write(t, s, full, partial, edited)
 			a.del(t, partial.MainKey())
 			a.del(t, partial.MainKey()+"/ipv4")
@@ -270,7 +270,7 @@ func TestReadAndDatacenters(t *testing.T) {
 		s := newStore(t, a, consulkv.Config{Provider: consulkv.ProviderTxn, MaxOpsPerTxn: 64})
 		var cs []kvstore.Cluster
 		for i := range 100 {
-			cs = append(cs, cluster(fmt.Sprintf("read-many-%03d", i), master(i), 1))
+			cs = append(cs, cluster(fmt.Sprintf("read-many-%03d", i), sampleMaster(i), 1))
 		}
 		write(t, s, cs...)
 		for _, provider := range providers {

@@ -28,10 +28,10 @@ func TestTxnWriteAfterHandEdits(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			alias := "edit-" + tc.name[:3]
-			first := cluster(alias, master(1), 10)
+			first := cluster(alias, sampleMaster(1), 10)
 			checkOutcome(t, write(t, s, first)[0], kvstore.Written, 6)
 			tc.edit(first.MainKey())
-			next := cluster(alias, master(2), 11)
+			next := cluster(alias, sampleMaster(2), 11)
 			if o := write(t, s, next)[0]; o.Status != tc.want {
 				t.Fatalf("write after %s = %+v, want %s", tc.name, o, tc.want)
 			}

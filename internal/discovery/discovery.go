@@ -18,6 +18,8 @@ package discovery
 import (
 	"strconv"
 	"strings"
+
+	"github.com/masterkv/masterkv/internal/master"
 )
 
 // DefaultPrefix is orchestrator's default KVClusterMasterPrefix.
@@ -38,20 +40,6 @@ const (
 type KVPair struct {
 	Key   string
 	Value string
-}
-
-// Master is the identity published for a cluster.
-type Master struct {
-	Host string `json:"host"`
-	Port int    `json:"port"`
-	IPv4 string `json:"ipv4"`
-	IPv6 string `json:"ipv6"`
-}
-
-// HostPort returns "host:port", the value of a cluster's main key. IPv6
-// literals are written as orchestrator writes them, without brackets.
-func (m Master) HostPort() string {
-	return m.Host + ":" + strconv.Itoa(m.Port)
 }
 
 // NormalizePrefix normalises a key prefix exactly as orchestrator does: "/"
@@ -97,7 +85,7 @@ func (l Layout) EpochKey(alias string) string { return l.ClusterKey(alias) + "/"
 // Pairs returns the pairs for alias and master at epoch, in orchestrator's
 // order with the epoch key last. An empty alias yields no pairs, as in
 // orchestrator.
-func (l Layout) Pairs(alias string, m Master, epoch uint64) []KVPair {
+func (l Layout) Pairs(alias string, m master.Master, epoch uint64) []KVPair {
 	if alias == "" {
 		return nil
 	}

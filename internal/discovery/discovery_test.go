@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/masterkv/masterkv/internal/discovery"
+	"github.com/masterkv/masterkv/internal/master"
 )
 
 func TestNormalizePrefix(t *testing.T) {
@@ -50,13 +51,13 @@ func TestLayoutPrefix(t *testing.T) {
 func TestHostPort(t *testing.T) {
 	tests := []struct {
 		name string
-		m    discovery.Master
+		m    master.Master
 		want string
 	}{
-		{"name", discovery.Master{Host: "db1.example.com", Port: 3306}, "db1.example.com:3306"},
-		{"ipv4", discovery.Master{Host: "10.0.0.5", Port: 3307}, "10.0.0.5:3307"},
+		{"name", master.Master{Host: "db1.example.com", Port: 3306}, "db1.example.com:3306"},
+		{"ipv4", master.Master{Host: "10.0.0.5", Port: 3307}, "10.0.0.5:3307"},
 		// orchestrator writes IPv6 literals without brackets.
-		{"ipv6", discovery.Master{Host: "fd00::5", Port: 3306}, "fd00::5:3306"},
+		{"ipv6", master.Master{Host: "fd00::5", Port: 3306}, "fd00::5:3306"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -80,7 +81,7 @@ func TestKeysPerCluster(t *testing.T) {
 		if got := l.KeysPerCluster(); got != tt.want {
 			t.Errorf("KeysPerCluster() with writeEpoch=%v = %d, want %d", tt.writeEpoch, got, tt.want)
 		}
-		if got := len(l.Pairs("a", discovery.Master{Host: "h", Port: 1}, 1)); got != tt.want {
+		if got := len(l.Pairs("a", master.Master{Host: "h", Port: 1}, 1)); got != tt.want {
 			t.Errorf("len(Pairs()) with writeEpoch=%v = %d, want KeysPerCluster() = %d", tt.writeEpoch, got, tt.want)
 		}
 	}
@@ -97,13 +98,13 @@ func TestKeys(t *testing.T) {
 }
 
 func TestPairs(t *testing.T) {
-	full := discovery.Master{Host: "db1.example.com", Port: 3306, IPv4: "10.0.0.5", IPv6: "fd00::5"}
+	full := master.Master{Host: "db1.example.com", Port: 3306, IPv4: "10.0.0.5", IPv6: "fd00::5"}
 	tests := []struct {
 		name       string
 		prefix     string
 		writeEpoch bool
 		alias      string
-		m          discovery.Master
+		m          master.Master
 		epoch      uint64
 		want       []discovery.KVPair
 	}{
@@ -132,7 +133,7 @@ func TestPairs(t *testing.T) {
 		},
 		{
 			name: "unknown addresses are empty values", prefix: "kv//", writeEpoch: true,
-			alias: "db-1:3306", m: discovery.Master{Host: "db-1", Port: 3306}, epoch: 18446744073709551615,
+			alias: "db-1:3306", m: master.Master{Host: "db-1", Port: 3306}, epoch: 18446744073709551615,
 			want: []discovery.KVPair{
 				{Key: "kv/db-1:3306", Value: "db-1:3306"},
 				{Key: "kv/db-1:3306/hostname", Value: "db-1"},
@@ -144,7 +145,7 @@ func TestPairs(t *testing.T) {
 		},
 		{
 			name: "ipv6 host", prefix: "/", writeEpoch: false,
-			alias: "c6", m: discovery.Master{Host: "fd00::7", Port: 3306, IPv6: "fd00::7"},
+			alias: "c6", m: master.Master{Host: "fd00::7", Port: 3306, IPv6: "fd00::7"},
 			want: []discovery.KVPair{
 				{Key: "/c6", Value: "fd00::7:3306"},
 				{Key: "/c6/hostname", Value: "fd00::7"},

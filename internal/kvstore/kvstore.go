@@ -13,6 +13,7 @@ import (
 	"sync"
 
 	"github.com/masterkv/masterkv/internal/discovery"
+	"github.com/masterkv/masterkv/internal/master"
 )
 
 // Cluster is one cluster's pairs at an epoch, as built by discovery.Layout.
@@ -31,7 +32,7 @@ type Cluster struct {
 }
 
 // NewCluster builds the publication unit of alias from its committed master.
-func NewCluster(l discovery.Layout, alias string, m discovery.Master, epoch uint64) Cluster {
+func NewCluster(l discovery.Layout, alias string, m master.Master, epoch uint64) Cluster {
 	return Cluster{Alias: alias, Epoch: epoch, Pairs: l.Pairs(alias, m, epoch)}
 }
 

@@ -7,10 +7,11 @@ import (
 
 	"github.com/masterkv/masterkv/internal/discovery"
 	"github.com/masterkv/masterkv/internal/kvstore"
+	"github.com/masterkv/masterkv/internal/master"
 )
 
 func TestClusterKeys(t *testing.T) {
-	m := discovery.Master{Host: "10.0.0.5", Port: 3306}
+	m := master.Master{Host: "10.0.0.5", Port: 3306}
 	with := kvstore.NewCluster(discovery.NewLayout("mysql/master", true), "a", m, 7)
 	if got, want := with.EpochKey(), "mysql/master/a/epoch"; got != want {
 		t.Errorf("EpochKey() = %q, want %q", got, want)
@@ -25,7 +26,7 @@ func TestClusterKeys(t *testing.T) {
 }
 
 func TestDiff(t *testing.T) {
-	c := kvstore.NewCluster(discovery.NewLayout("mysql/master", true), "a", discovery.Master{Host: "h", Port: 1}, 2)
+	c := kvstore.NewCluster(discovery.NewLayout("mysql/master", true), "a", master.Master{Host: "h", Port: 1}, 2)
 	all := kvstore.Observed{}
 	for _, p := range c.Pairs {
 		all[p.Key] = p.Value

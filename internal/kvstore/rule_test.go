@@ -5,11 +5,12 @@ import (
 
 	"github.com/masterkv/masterkv/internal/discovery"
 	"github.com/masterkv/masterkv/internal/kvstore"
+	"github.com/masterkv/masterkv/internal/master"
 )
 
 // TestJudge: the one rule for hand edits and wiped stores.
 func TestJudge(t *testing.T) {
-	m := discovery.Master{Host: "db1", Port: 3306, IPv4: "10.0.0.1"}
+	m := master.Master{Host: "db1", Port: 3306, IPv4: "10.0.0.1"}
 	withEpoch := kvstore.NewCluster(discovery.NewLayout("mysql/master", true), "c1", m, 10)
 	strict := kvstore.NewCluster(discovery.NewLayout("mysql/master", false), "c1", m, 10)
 	holds := func(c kvstore.Cluster, edit func(kvstore.Observed)) kvstore.Observed {

@@ -7,8 +7,6 @@ import (
 	"net/netip"
 	"strings"
 	"time"
-
-	"github.com/masterkv/masterkv/internal/discovery"
 )
 
 // Resolver looks up a host's addresses. *net.Resolver satisfies it.
@@ -45,7 +43,7 @@ func Lookup(ctx context.Context, r Resolver, host string) []netip.Addr {
 // literal host supplies its own family; a name gets the first address of
 // each family among addrs, what Lookup found for it. A name that did not
 // resolve leaves both empty, as orchestrator does.
-func Complete(m discovery.Master, addrs []netip.Addr) discovery.Master {
+func Complete(m Master, addrs []netip.Addr) Master {
 	if m.IPv4 != "" || m.IPv6 != "" {
 		return m
 	}
@@ -71,7 +69,7 @@ func CheckResolved(host string, addrs []netip.Addr) error {
 	return nil
 }
 
-func setAddr(m *discovery.Master, a netip.Addr) {
+func setAddr(m *Master, a netip.Addr) {
 	a = a.Unmap()
 	switch {
 	case a.Is4() && m.IPv4 == "":
@@ -95,11 +93,11 @@ func setAddr(m *discovery.Master, a netip.Addr) {
 // so it costs no network round trip on a failover and none per master on a
 // populate; a name that DNS maps to a loopback address is caught through
 // the ipv4/ipv6 that Complete fills in from it.
-func CheckLoopback(m discovery.Master) error {
+func CheckLoopback(m Master) error {
 	return checkLoopback(context.Background(), hostsResolver(), m)
 }
 
-func checkLoopback(ctx context.Context, r Resolver, m discovery.Master) error {
+func checkLoopback(ctx context.Context, r Resolver, m Master) error {
 	name := strings.ToLower(strings.TrimSuffix(m.Host, "."))
 	if name == "localhost" || strings.HasSuffix(name, ".localhost") {
 		return invalid("host", "must not be localhost (set MASTERKV_ALLOW_LOOPBACK=true to allow)")

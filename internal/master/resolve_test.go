@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/masterkv/masterkv/internal/discovery"
 	"github.com/masterkv/masterkv/internal/master"
 )
 
@@ -60,109 +59,109 @@ func TestComplete(t *testing.T) {
 		name      string
 		resolver  *fakeResolver
 		nilRes    bool
-		in        discovery.Master
-		want      discovery.Master
+		in        master.Master
+		want      master.Master
 		wantCalls []string
 	}{
 		{
 			// Looked up all the same, for the loopback guard; the given
 			// address stays.
 			name: "ipv4 given", resolver: &fakeResolver{addrs: table},
-			in:        discovery.Master{Host: "db1", Port: 3306, IPv4: "192.0.2.1"},
-			want:      discovery.Master{Host: "db1", Port: 3306, IPv4: "192.0.2.1"},
+			in:        master.Master{Host: "db1", Port: 3306, IPv4: "192.0.2.1"},
+			want:      master.Master{Host: "db1", Port: 3306, IPv4: "192.0.2.1"},
 			wantCalls: []string{"ip db1"},
 		},
 		{
 			// Looked up all the same, for the loopback guard; the given
 			// address stays.
 			name: "ipv6 given", resolver: &fakeResolver{addrs: table},
-			in:        discovery.Master{Host: "db1", Port: 3306, IPv6: "2001:db8::1"},
-			want:      discovery.Master{Host: "db1", Port: 3306, IPv6: "2001:db8::1"},
+			in:        master.Master{Host: "db1", Port: 3306, IPv6: "2001:db8::1"},
+			want:      master.Master{Host: "db1", Port: 3306, IPv6: "2001:db8::1"},
 			wantCalls: []string{"ip db1"},
 		},
 		{
 			name: "both given", resolver: &fakeResolver{addrs: table},
-			in:   discovery.Master{Host: "10.0.0.1", Port: 3306, IPv4: "192.0.2.1", IPv6: "2001:db8::1"},
-			want: discovery.Master{Host: "10.0.0.1", Port: 3306, IPv4: "192.0.2.1", IPv6: "2001:db8::1"},
+			in:   master.Master{Host: "10.0.0.1", Port: 3306, IPv4: "192.0.2.1", IPv6: "2001:db8::1"},
+			want: master.Master{Host: "10.0.0.1", Port: 3306, IPv4: "192.0.2.1", IPv6: "2001:db8::1"},
 		},
 		{
 			name: "ipv4 literal host", resolver: &fakeResolver{addrs: table},
-			in:   discovery.Master{Host: "10.0.0.1", Port: 3306},
-			want: discovery.Master{Host: "10.0.0.1", Port: 3306, IPv4: "10.0.0.1"},
+			in:   master.Master{Host: "10.0.0.1", Port: 3306},
+			want: master.Master{Host: "10.0.0.1", Port: 3306, IPv4: "10.0.0.1"},
 		},
 		{
 			name: "ipv6 literal host", resolver: &fakeResolver{addrs: table},
-			in:   discovery.Master{Host: "fd00::1", Port: 3306},
-			want: discovery.Master{Host: "fd00::1", Port: 3306, IPv6: "fd00::1"},
+			in:   master.Master{Host: "fd00::1", Port: 3306},
+			want: master.Master{Host: "fd00::1", Port: 3306, IPv6: "fd00::1"},
 		},
 		{
 			name: "ipv4-mapped literal host fills ipv4", resolver: &fakeResolver{addrs: table},
-			in:   discovery.Master{Host: "::ffff:10.0.0.1", Port: 3306},
-			want: discovery.Master{Host: "::ffff:10.0.0.1", Port: 3306, IPv4: "10.0.0.1"},
+			in:   master.Master{Host: "::ffff:10.0.0.1", Port: 3306},
+			want: master.Master{Host: "::ffff:10.0.0.1", Port: 3306, IPv4: "10.0.0.1"},
 		},
 		{
 			name: "literal host with nil resolver", nilRes: true,
-			in:   discovery.Master{Host: "10.0.0.1", Port: 3306},
-			want: discovery.Master{Host: "10.0.0.1", Port: 3306, IPv4: "10.0.0.1"},
+			in:   master.Master{Host: "10.0.0.1", Port: 3306},
+			want: master.Master{Host: "10.0.0.1", Port: 3306, IPv4: "10.0.0.1"},
 		},
 		{
 			name: "name, first of each family wins", resolver: &fakeResolver{addrs: table},
-			in:        discovery.Master{Host: "db1", Port: 3306},
-			want:      discovery.Master{Host: "db1", Port: 3306, IPv4: "10.0.0.5", IPv6: "fd00::5"},
+			in:        master.Master{Host: "db1", Port: 3306},
+			want:      master.Master{Host: "db1", Port: 3306, IPv4: "10.0.0.5", IPv6: "fd00::5"},
 			wantCalls: []string{"ip db1"},
 		},
 		{
 			name: "name, ipv6 answered first", resolver: &fakeResolver{addrs: table},
-			in:        discovery.Master{Host: "v6first", Port: 3306},
-			want:      discovery.Master{Host: "v6first", Port: 3306, IPv4: "10.0.0.7", IPv6: "fd00::7"},
+			in:        master.Master{Host: "v6first", Port: 3306},
+			want:      master.Master{Host: "v6first", Port: 3306, IPv4: "10.0.0.7", IPv6: "fd00::7"},
 			wantCalls: []string{"ip v6first"},
 		},
 		{
 			name: "name with only ipv4", resolver: &fakeResolver{addrs: table},
-			in:        discovery.Master{Host: "only4", Port: 3306},
-			want:      discovery.Master{Host: "only4", Port: 3306, IPv4: "10.0.0.8"},
+			in:        master.Master{Host: "only4", Port: 3306},
+			want:      master.Master{Host: "only4", Port: 3306, IPv4: "10.0.0.8"},
 			wantCalls: []string{"ip only4"},
 		},
 		{
 			name: "name with only ipv6", resolver: &fakeResolver{addrs: table},
-			in:        discovery.Master{Host: "only6", Port: 3306},
-			want:      discovery.Master{Host: "only6", Port: 3306, IPv6: "fd00::9"},
+			in:        master.Master{Host: "only6", Port: 3306},
+			want:      master.Master{Host: "only6", Port: 3306, IPv6: "fd00::9"},
 			wantCalls: []string{"ip only6"},
 		},
 		{
 			name: "mapped answer counts as ipv4", resolver: &fakeResolver{addrs: table},
-			in:        discovery.Master{Host: "mapped", Port: 3306},
-			want:      discovery.Master{Host: "mapped", Port: 3306, IPv4: "10.0.0.10"},
+			in:        master.Master{Host: "mapped", Port: 3306},
+			want:      master.Master{Host: "mapped", Port: 3306, IPv4: "10.0.0.10"},
 			wantCalls: []string{"ip mapped"},
 		},
 		{
 			name: "zone dropped", resolver: &fakeResolver{addrs: table},
-			in:        discovery.Master{Host: "zoned", Port: 3306},
-			want:      discovery.Master{Host: "zoned", Port: 3306, IPv6: "fe80::1"},
+			in:        master.Master{Host: "zoned", Port: 3306},
+			want:      master.Master{Host: "zoned", Port: 3306, IPv6: "fe80::1"},
 			wantCalls: []string{"ip zoned"},
 		},
 		{
 			name: "empty answer", resolver: &fakeResolver{addrs: table},
-			in:        discovery.Master{Host: "no-answer", Port: 3306},
-			want:      discovery.Master{Host: "no-answer", Port: 3306},
+			in:        master.Master{Host: "no-answer", Port: 3306},
+			want:      master.Master{Host: "no-answer", Port: 3306},
 			wantCalls: []string{"ip no-answer"},
 		},
 		{
 			name: "resolver error leaves both empty", resolver: &fakeResolver{addrs: table, err: errors.New("servfail")},
-			in:        discovery.Master{Host: "db1", Port: 3306},
-			want:      discovery.Master{Host: "db1", Port: 3306},
+			in:        master.Master{Host: "db1", Port: 3306},
+			want:      master.Master{Host: "db1", Port: 3306},
 			wantCalls: []string{"ip db1"},
 		},
 		{
 			name: "unknown name leaves both empty", resolver: &fakeResolver{addrs: table},
-			in:        discovery.Master{Host: "nxdomain", Port: 3306},
-			want:      discovery.Master{Host: "nxdomain", Port: 3306},
+			in:        master.Master{Host: "nxdomain", Port: 3306},
+			want:      master.Master{Host: "nxdomain", Port: 3306},
 			wantCalls: []string{"ip nxdomain"},
 		},
 		{
 			name: "nil resolver leaves both empty", nilRes: true,
-			in:   discovery.Master{Host: "db1", Port: 3306},
-			want: discovery.Master{Host: "db1", Port: 3306},
+			in:   master.Master{Host: "db1", Port: 3306},
+			want: master.Master{Host: "db1", Port: 3306},
 		},
 	}
 	for _, tt := range tests {
@@ -186,7 +185,7 @@ func TestCompleteCanceledContext(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	r := &ctxResolver{}
-	in := discovery.Master{Host: "db1", Port: 3306}
+	in := master.Master{Host: "db1", Port: 3306}
 	if got := complete(ctx, r, in); got != in {
 		t.Errorf("Complete(canceled ctx) = %+v, want %+v unchanged", got, in)
 	}
@@ -209,31 +208,31 @@ func (r *ctxResolver) LookupNetIP(ctx context.Context, _, _ string) ([]netip.Add
 func TestCheckLoopback(t *testing.T) {
 	tests := []struct {
 		name      string
-		m         discovery.Master
+		m         master.Master
 		wantField string
 	}{
-		{"name", discovery.Master{Host: "db1.example.com", IPv4: "10.0.0.5", IPv6: "fd00::5"}, ""},
-		{"public ipv4 host", discovery.Master{Host: "192.0.2.10"}, ""},
-		{"ipv6 host", discovery.Master{Host: "2001:db8::10"}, ""},
-		{"name containing localhost", discovery.Master{Host: "localhost-db.example.com"}, ""},
-		{"128.0.0.1 is not loopback", discovery.Master{Host: "128.0.0.1"}, ""},
-		{"localhost", discovery.Master{Host: "localhost"}, "host"},
-		{"localhost uppercase", discovery.Master{Host: "LocalHost"}, "host"},
-		{"localhost with dot", discovery.Master{Host: "localhost."}, "host"},
-		{"127.0.0.1 host", discovery.Master{Host: "127.0.0.1"}, "host"},
-		{"127.0.1.1 host", discovery.Master{Host: "127.0.1.1"}, "host"},
-		{"::1 host", discovery.Master{Host: "::1"}, "host"},
-		{"0.0.0.0 host", discovery.Master{Host: "0.0.0.0"}, "host"},
-		{":: host", discovery.Master{Host: "::"}, "host"},
-		{"mapped loopback host", discovery.Master{Host: "::ffff:127.0.0.1"}, "host"},
-		{"mapped unspecified host", discovery.Master{Host: "::ffff:0.0.0.0", IPv4: "10.0.0.5"}, "host"},
-		{"127.0.0.1 ipv4", discovery.Master{Host: "db1", IPv4: "127.0.0.1"}, "ipv4"},
-		{"127.0.1.1 ipv4", discovery.Master{Host: "db1", IPv4: "127.0.1.1", IPv6: "fd00::5"}, "ipv4"},
-		{"0.0.0.0 ipv4", discovery.Master{Host: "db1", IPv4: "0.0.0.0"}, "ipv4"},
-		{"::1 ipv6", discovery.Master{Host: "db1", IPv4: "10.0.0.5", IPv6: "::1"}, "ipv6"},
-		{":: ipv6", discovery.Master{Host: "db1", IPv6: "::"}, "ipv6"},
-		{"localhost subdomain", discovery.Master{Host: "db.localhost", IPv4: "10.0.0.5"}, "host"},
-		{"localhost subdomain uppercase with dot", discovery.Master{Host: "DB.LocalHost.", IPv4: "10.0.0.5"}, "host"},
+		{"name", master.Master{Host: "db1.example.com", IPv4: "10.0.0.5", IPv6: "fd00::5"}, ""},
+		{"public ipv4 host", master.Master{Host: "192.0.2.10"}, ""},
+		{"ipv6 host", master.Master{Host: "2001:db8::10"}, ""},
+		{"name containing localhost", master.Master{Host: "localhost-db.example.com"}, ""},
+		{"128.0.0.1 is not loopback", master.Master{Host: "128.0.0.1"}, ""},
+		{"localhost", master.Master{Host: "localhost"}, "host"},
+		{"localhost uppercase", master.Master{Host: "LocalHost"}, "host"},
+		{"localhost with dot", master.Master{Host: "localhost."}, "host"},
+		{"127.0.0.1 host", master.Master{Host: "127.0.0.1"}, "host"},
+		{"127.0.1.1 host", master.Master{Host: "127.0.1.1"}, "host"},
+		{"::1 host", master.Master{Host: "::1"}, "host"},
+		{"0.0.0.0 host", master.Master{Host: "0.0.0.0"}, "host"},
+		{":: host", master.Master{Host: "::"}, "host"},
+		{"mapped loopback host", master.Master{Host: "::ffff:127.0.0.1"}, "host"},
+		{"mapped unspecified host", master.Master{Host: "::ffff:0.0.0.0", IPv4: "10.0.0.5"}, "host"},
+		{"127.0.0.1 ipv4", master.Master{Host: "db1", IPv4: "127.0.0.1"}, "ipv4"},
+		{"127.0.1.1 ipv4", master.Master{Host: "db1", IPv4: "127.0.1.1", IPv6: "fd00::5"}, "ipv4"},
+		{"0.0.0.0 ipv4", master.Master{Host: "db1", IPv4: "0.0.0.0"}, "ipv4"},
+		{"::1 ipv6", master.Master{Host: "db1", IPv4: "10.0.0.5", IPv6: "::1"}, "ipv6"},
+		{":: ipv6", master.Master{Host: "db1", IPv6: "::"}, "ipv6"},
+		{"localhost subdomain", master.Master{Host: "db.localhost", IPv4: "10.0.0.5"}, "host"},
+		{"localhost subdomain uppercase with dot", master.Master{Host: "DB.LocalHost.", IPv4: "10.0.0.5"}, "host"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -253,19 +252,19 @@ func TestCheckLoopbackResolvesHost(t *testing.T) {
 	}}
 	tests := []struct {
 		name      string
-		m         discovery.Master
+		m         master.Master
 		wantField string
 		wantCalls []string
 	}{
-		{"name of a remote address", discovery.Master{Host: "db1", IPv4: "10.0.0.5"}, "", []string{"ip db1"}},
-		{"loopback name alone", discovery.Master{Host: "self"}, "host", []string{"ip self"}},
-		{"loopback name with ipv4", discovery.Master{Host: "self", IPv4: "10.0.0.9"}, "host", []string{"ip self"}},
-		{"loopback name with ipv6", discovery.Master{Host: "self6", IPv6: "fd00::9"}, "host", []string{"ip self6"}},
-		{"unspecified name with both", discovery.Master{Host: "any", IPv4: "10.0.0.9", IPv6: "fd00::9"}, "host", []string{"ip any"}},
-		{"unknown name", discovery.Master{Host: "nxdomain", IPv4: "10.0.0.9"}, "", []string{"ip nxdomain"}},
-		{"ip literal not looked up", discovery.Master{Host: "10.0.0.9"}, "", nil},
-		{"localhost subdomain not looked up", discovery.Master{Host: "db.localhost", IPv4: "10.0.0.9"}, "host", nil},
-		{"loopback ipv4 beside a remote name", discovery.Master{Host: "db1", IPv4: "127.0.0.1"}, "ipv4", nil},
+		{"name of a remote address", master.Master{Host: "db1", IPv4: "10.0.0.5"}, "", []string{"ip db1"}},
+		{"loopback name alone", master.Master{Host: "self"}, "host", []string{"ip self"}},
+		{"loopback name with ipv4", master.Master{Host: "self", IPv4: "10.0.0.9"}, "host", []string{"ip self"}},
+		{"loopback name with ipv6", master.Master{Host: "self6", IPv6: "fd00::9"}, "host", []string{"ip self6"}},
+		{"unspecified name with both", master.Master{Host: "any", IPv4: "10.0.0.9", IPv6: "fd00::9"}, "host", []string{"ip any"}},
+		{"unknown name", master.Master{Host: "nxdomain", IPv4: "10.0.0.9"}, "", []string{"ip nxdomain"}},
+		{"ip literal not looked up", master.Master{Host: "10.0.0.9"}, "", nil},
+		{"localhost subdomain not looked up", master.Master{Host: "db.localhost", IPv4: "10.0.0.9"}, "host", nil},
+		{"loopback ipv4 beside a remote name", master.Master{Host: "db1", IPv4: "127.0.0.1"}, "ipv4", nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -311,6 +310,6 @@ func TestHostsResolver(t *testing.T) {
 
 // complete is what the node does with a master: look the host up once,
 // then fill in the addresses from the answer.
-func complete(ctx context.Context, r master.Resolver, m discovery.Master) discovery.Master {
+func complete(ctx context.Context, r master.Resolver, m master.Master) master.Master {
 	return master.Complete(m, master.Lookup(ctx, r, m.Host))
 }

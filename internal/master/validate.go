@@ -13,8 +13,6 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
-
-	"github.com/masterkv/masterkv/internal/discovery"
 )
 
 // ErrInvalid matches every validation error of this package.
@@ -211,7 +209,7 @@ func ValidateIPv6(s string) error {
 }
 
 // Validate checks alias and every field of m.
-func Validate(alias string, m discovery.Master) error {
+func Validate(alias string, m Master) error {
 	for _, err := range []error{
 		ValidateAlias(alias), ValidateHost(m.Host), ValidatePort(m.Port),
 		ValidateIPv4(m.IPv4), ValidateIPv6(m.IPv6),

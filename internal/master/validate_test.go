@@ -6,7 +6,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/masterkv/masterkv/internal/discovery"
 	"github.com/masterkv/masterkv/internal/master"
 )
 
@@ -245,8 +244,8 @@ func TestValidateIPv6(t *testing.T) {
 }
 
 func TestValidate(t *testing.T) {
-	ok := discovery.Master{Host: "db1.example.com", Port: 3306, IPv4: "10.0.0.5", IPv6: "fd00::5"}
-	with := func(f func(*discovery.Master)) discovery.Master {
+	ok := master.Master{Host: "db1.example.com", Port: 3306, IPv4: "10.0.0.5", IPv6: "fd00::5"}
+	with := func(f func(*master.Master)) master.Master {
 		m := ok
 		f(&m)
 		return m
@@ -254,17 +253,17 @@ func TestValidate(t *testing.T) {
 	tests := []struct {
 		name      string
 		alias     string
-		m         discovery.Master
+		m         master.Master
 		wantField string
 	}{
 		{"all valid", "main", ok, ""},
-		{"no addresses", "main", discovery.Master{Host: "db1", Port: 3306}, ""},
+		{"no addresses", "main", master.Master{Host: "db1", Port: 3306}, ""},
 		{"bad alias", "a/b", ok, "cluster"},
-		{"bad host", "main", with(func(m *discovery.Master) { m.Host = "" }), "host"},
-		{"bad port", "main", with(func(m *discovery.Master) { m.Port = 0 }), "port"},
-		{"bad ipv4", "main", with(func(m *discovery.Master) { m.IPv4 = "fd00::5" }), "ipv4"},
-		{"bad ipv6", "main", with(func(m *discovery.Master) { m.IPv6 = "10.0.0.5" }), "ipv6"},
-		{"alias reported first", "", discovery.Master{}, "cluster"},
+		{"bad host", "main", with(func(m *master.Master) { m.Host = "" }), "host"},
+		{"bad port", "main", with(func(m *master.Master) { m.Port = 0 }), "port"},
+		{"bad ipv4", "main", with(func(m *master.Master) { m.IPv4 = "fd00::5" }), "ipv4"},
+		{"bad ipv6", "main", with(func(m *master.Master) { m.IPv6 = "10.0.0.5" }), "ipv6"},
+		{"alias reported first", "", master.Master{}, "cluster"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

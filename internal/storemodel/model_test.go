@@ -15,6 +15,7 @@ import (
 
 	"github.com/masterkv/masterkv/internal/discovery"
 	"github.com/masterkv/masterkv/internal/kvstore"
+	"github.com/masterkv/masterkv/internal/master"
 )
 
 // shortChecks is the number of random runs per store in `make test`.
@@ -37,7 +38,7 @@ var writerNames = []string{"current", "lagging", "sweep"}
 
 var (
 	aliases = []string{"alpha", "beta"}
-	masters = []discovery.Master{
+	masters = []master.Master{
 		{Host: "db-a", Port: 3306, IPv4: "10.0.0.1"},
 		{Host: "db-b", Port: 3306, IPv4: "10.0.0.2", IPv6: "fd00::2"},
 		{Host: "db-c", Port: 3307, IPv4: "10.0.0.3"},
@@ -95,7 +96,7 @@ func (b *budget) take() bool {
 // version is one committed master of a cluster.
 type version struct {
 	epoch  uint64
-	master discovery.Master
+	master master.Master
 }
 
 // cluster is what the model knows about one cluster in the store.

@@ -23,7 +23,7 @@ func TestDigestAuth(t *testing.T) {
 	})
 	insp := inspect(t, srv) // unauthenticated
 
-	c := kvstore.NewCluster(layout, "shop", master("db-1", 3306), 1)
+	c := kvstore.NewCluster(layout, "shop", sampleMaster("db-1", 3306), 1)
 	writeOne(t, s, c, kvstore.Written, 6)
 	wantStored(t, insp, "", c)
 
@@ -60,7 +60,7 @@ func TestDigestAuth(t *testing.T) {
 
 	t.Run("another session with the same credentials writes", func(t *testing.T) {
 		other := newStore(t, srv, func(cfg *zkkv.Config) { cfg.Auth = testAuth })
-		next := kvstore.NewCluster(layout, "shop", master("db-2", 3306), 2)
+		next := kvstore.NewCluster(layout, "shop", sampleMaster("db-2", 3306), 2)
 		writeOne(t, other, next, kvstore.Written, 3)
 		wantStored(t, insp, "", next)
 	})
@@ -68,7 +68,7 @@ func TestDigestAuth(t *testing.T) {
 	t.Run("other credentials are refused", func(t *testing.T) {
 		const otherPassword = "other-pw-9x"
 		other := newStore(t, srv, func(cfg *zkkv.Config) { cfg.Auth = "intruder:" + otherPassword })
-		o := write(t, other, kvstore.NewCluster(layout, "shop", master("db-3", 3306), 3))[0]
+		o := write(t, other, kvstore.NewCluster(layout, "shop", sampleMaster("db-3", 3306), 3))[0]
 		if o.Status != kvstore.Failed || !errors.Is(o.Err, zk.ErrNoAuth) {
 			t.Fatalf("write with other credentials = %s, %v; want failed with %v", o.Status, o.Err, zk.ErrNoAuth)
 		}
@@ -89,7 +89,7 @@ func TestNoAuthIsWorldAll(t *testing.T) {
 	srv := testserver.StartZooKeeper(t)
 	s := newStore(t, srv, nil)
 	insp := inspect(t, srv)
-	c := kvstore.NewCluster(layout, "shop", master("db-1", 3306), 1)
+	c := kvstore.NewCluster(layout, "shop", sampleMaster("db-1", 3306), 1)
 	writeOne(t, s, c, kvstore.Written, 6)
 	for _, path := range []string{"/mysql", "/mysql/master", "/mysql/master/shop", "/mysql/master/shop/epoch"} {
 		acl, _, err := insp.GetACL(path)

@@ -56,7 +56,7 @@ func TestWrittenClustersShareMultis(t *testing.T) {
 	gen := func(epoch uint64) []kvstore.Cluster {
 		var cs []kvstore.Cluster
 		for i := range 25 {
-			cs = append(cs, kvstore.NewCluster(layout, fmt.Sprintf("batch-%02d", i), master(fmt.Sprintf("db-%d-%d.example", i, epoch), 3306), epoch))
+			cs = append(cs, kvstore.NewCluster(layout, fmt.Sprintf("batch-%02d", i), sampleMaster(fmt.Sprintf("db-%d-%d.example", i, epoch), 3306), epoch))
 		}
 		return cs
 	}
@@ -113,11 +113,11 @@ func TestRecreatedZnodesKeepTheirNewerEpoch(t *testing.T) {
 	s := newStore(t, srv, nil)
 	insp := inspect(t, srv)
 
-	writeOne(t, s, kvstore.NewCluster(layout, "shop", master("db-5.example", 3306), 5), kvstore.Written, 6)
+	writeOne(t, s, kvstore.NewCluster(layout, "shop", sampleMaster("db-5.example", 3306), 5), kvstore.Written, 6)
 
 	// Another writer (a node ahead of this one, after a hand delete) puts
 	// the cluster back at epoch 9, every znode created anew at version 0.
-	newer := kvstore.NewCluster(layout, "shop", master("db-9.example", 3306), 9)
+	newer := kvstore.NewCluster(layout, "shop", sampleMaster("db-9.example", 3306), 9)
 	for i := len(newer.Pairs) - 1; i >= 0; i-- {
 		if err := insp.Delete("/"+newer.Pairs[i].Key, -1); err != nil {
 			t.Fatalf("delete %s: %v", newer.Pairs[i].Key, err)
@@ -129,6 +129,6 @@ func TestRecreatedZnodesKeepTheirNewerEpoch(t *testing.T) {
 		}
 	}
 
-	writeOne(t, s, kvstore.NewCluster(layout, "shop", master("db-7.example", 3306), 7), kvstore.Stale, 0)
+	writeOne(t, s, kvstore.NewCluster(layout, "shop", sampleMaster("db-7.example", 3306), 7), kvstore.Stale, 0)
 	wantStored(t, insp, "", newer)
 }

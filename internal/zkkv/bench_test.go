@@ -22,7 +22,7 @@ func BenchmarkWriteRemembered(b *testing.B) {
 			batch := func() []kvstore.Cluster {
 				cs := make([]kvstore.Cluster, n)
 				for i := range cs {
-					cs[i] = kvstore.NewCluster(layout, fmt.Sprintf("bench-%05d", i), master(fmt.Sprintf("db-%d", epoch%2), 3306), epoch)
+					cs[i] = kvstore.NewCluster(layout, fmt.Sprintf("bench-%05d", i), sampleMaster(fmt.Sprintf("db-%d", epoch%2), 3306), epoch)
 				}
 				epoch++
 				return cs

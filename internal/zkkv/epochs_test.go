@@ -30,9 +30,9 @@ func TestEpochs(t *testing.T) {
 			}
 			l := discovery.NewLayout(prefix, true)
 			write(t, s,
-				kvstore.NewCluster(l, "a", master("db-a", 3306), 1_000_000),
-				kvstore.NewCluster(l, "b", master("db-b", 3306), 999_999),
-				kvstore.NewCluster(l, "c", master("db-c", 3306), 5))
+				kvstore.NewCluster(l, "a", sampleMaster("db-a", 3306), 1_000_000),
+				kvstore.NewCluster(l, "b", sampleMaster("db-b", 3306), 999_999),
+				kvstore.NewCluster(l, "c", sampleMaster("db-c", 3306), 5))
 			conn := inspect(t, srv)
 			set := func(key, value string) {
 				t.Helper()

@@ -13,6 +13,7 @@ import (
 
 	"github.com/masterkv/masterkv/internal/discovery"
 	"github.com/masterkv/masterkv/internal/kvstore"
+	"github.com/masterkv/masterkv/internal/master"
 	"github.com/masterkv/masterkv/internal/testserver"
 )
 
@@ -32,7 +33,7 @@ func TestGuardIsPartOfTheMulti(t *testing.T) {
 	t.Cleanup(s.Close)
 	ctx := context.Background()
 	l := discovery.NewLayout(discovery.DefaultPrefix, true)
-	m := func(host string) discovery.Master { return discovery.Master{Host: host, Port: 3306} }
+	m := func(host string) master.Master { return master.Master{Host: host, Port: 3306} }
 
 	tests := []struct {
 		name      string
@@ -175,11 +176,11 @@ func TestMultiValidatesTheWholeRead(t *testing.T) {
 			}
 			t.Cleanup(s.Close)
 			ctx := context.Background()
-			first := kvstore.NewCluster(l, "a", discovery.Master{Host: "db-1", Port: 3306}, 1)
+			first := kvstore.NewCluster(l, "a", master.Master{Host: "db-1", Port: 3306}, 1)
 			if o := s.Write(ctx, []kvstore.Cluster{first})[0]; o.Status != kvstore.Written {
 				t.Fatalf("setup write = %s, %v", o.Status, o.Err)
 			}
-			next := kvstore.NewCluster(l, "a", discovery.Master{Host: "db-2", Port: 3306}, 2)
+			next := kvstore.NewCluster(l, "a", master.Master{Host: "db-2", Port: 3306}, 2)
 			st, err := s.readCluster(ctx, next)
 			if err != nil {
 				t.Fatalf("read: %v", err)

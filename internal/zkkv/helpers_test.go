@@ -14,6 +14,7 @@ import (
 
 	"github.com/masterkv/masterkv/internal/discovery"
 	"github.com/masterkv/masterkv/internal/kvstore"
+	"github.com/masterkv/masterkv/internal/master"
 	"github.com/masterkv/masterkv/internal/testserver"
 	"github.com/masterkv/masterkv/internal/zkkv"
 )
@@ -29,8 +30,8 @@ var (
 	strictLayout = discovery.NewLayout(discovery.DefaultPrefix, false)
 )
 
-func master(host string, port int) discovery.Master {
-	return discovery.Master{Host: host, Port: port, IPv4: "10.0.0.1"}
+func sampleMaster(host string, port int) master.Master {
+	return master.Master{Host: host, Port: port, IPv4: "10.0.0.1"}
 }
 
 // newStore connects a store to srv; mutate adjusts the config first.

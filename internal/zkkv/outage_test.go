@@ -29,13 +29,13 @@ func TestServerDownAndBack(t *testing.T) {
 		c.OpTimeout = opTimeout
 		c.Logger = slog.New(slog.NewTextHandler(&logs, nil))
 	})
-	writeOne(t, s, kvstore.NewCluster(layout, "a", master("db-a1", 3306), 1), kvstore.Written, 6)
+	writeOne(t, s, kvstore.NewCluster(layout, "a", sampleMaster("db-a1", 3306), 1), kvstore.Written, 6)
 
 	srv.Stop()
 	batch := []kvstore.Cluster{
-		kvstore.NewCluster(layout, "a", master("db-a2", 3306), 2),
-		kvstore.NewCluster(layout, "b", master("db-b1", 3306), 1),
-		kvstore.NewCluster(layout, "c", master("db-c1", 3306), 1),
+		kvstore.NewCluster(layout, "a", sampleMaster("db-a2", 3306), 2),
+		kvstore.NewCluster(layout, "b", sampleMaster("db-b1", 3306), 1),
+		kvstore.NewCluster(layout, "c", sampleMaster("db-c1", 3306), 1),
 	}
 	start := time.Now()
 	out := write(t, s, batch...)
@@ -97,8 +97,8 @@ func TestUnreachableFromStart(t *testing.T) {
 	}
 	t.Cleanup(s.Close)
 	batch := []kvstore.Cluster{
-		kvstore.NewCluster(layout, "a", master("db-a", 3306), 1),
-		kvstore.NewCluster(layout, "b", master("db-b", 3306), 1),
+		kvstore.NewCluster(layout, "a", sampleMaster("db-a", 3306), 1),
+		kvstore.NewCluster(layout, "b", sampleMaster("db-b", 3306), 1),
 	}
 	start := time.Now()
 	out := write(t, s, batch...)
@@ -168,8 +168,8 @@ func TestBlackHoleServer(t *testing.T) {
 	})
 
 	batch := []kvstore.Cluster{
-		kvstore.NewCluster(layout, "a", master("db-a", 3306), 1),
-		kvstore.NewCluster(layout, "b", master("db-b", 3306), 1),
+		kvstore.NewCluster(layout, "a", sampleMaster("db-a", 3306), 1),
+		kvstore.NewCluster(layout, "b", sampleMaster("db-b", 3306), 1),
 	}
 	for name, s := range map[string]*zkkv.Store{"with auth": withAuth, "without auth": withoutAuth} {
 		t.Run(name, func(t *testing.T) {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/masterkv/masterkv/internal/discovery"
 	"github.com/masterkv/masterkv/internal/kvstore"
+	"github.com/masterkv/masterkv/internal/master"
 	"github.com/masterkv/masterkv/internal/testserver"
 )
 
@@ -34,7 +35,7 @@ func TestRecordMatchesTheServer(t *testing.T) {
 			t.Cleanup(s.Close)
 			ctx := context.Background()
 			at := func(host string, epoch uint64) kvstore.Cluster {
-				return kvstore.NewCluster(l, "a", discovery.Master{Host: host, Port: 3306}, epoch)
+				return kvstore.NewCluster(l, "a", master.Master{Host: host, Port: 3306}, epoch)
 			}
 			steps := []struct {
 				name   string
@@ -82,7 +83,7 @@ func TestRecordMatchesTheServer(t *testing.T) {
 						t.Errorf("%s: record of %s = %q v%d, server %q v%d", step.name, p.Key, wc.data[i], wc.versions[i], got.data, got.version)
 					}
 				}
-				next := kvstore.NewCluster(l, c.Alias, discovery.Master{Host: "db-9", Port: 3306}, c.Epoch+1)
+				next := kvstore.NewCluster(l, c.Alias, master.Master{Host: "db-9", Port: 3306}, c.Epoch+1)
 				if _, _, ok, err := s.planFromWritten(ctx, next); !ok || err != nil {
 					t.Errorf("%s: next change not planned from the record (ok %v, err %v)", step.name, ok, err)
 				}

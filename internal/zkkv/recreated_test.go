@@ -86,8 +86,8 @@ func TestWriteAfterHandRecreation(t *testing.T) {
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			alias := "recreated-" + string(rune('a'+i))
-			first := kvstore.NewCluster(tt.layout, alias, master("10.0.0.1", 3306), 10)
-			other := kvstore.NewCluster(tt.layout, alias+"-other", master("10.0.0.1", 3306), 10)
+			first := kvstore.NewCluster(tt.layout, alias, sampleMaster("10.0.0.1", 3306), 10)
+			other := kvstore.NewCluster(tt.layout, alias+"-other", sampleMaster("10.0.0.1", 3306), 10)
 			for _, o := range write(t, s, first, other) {
 				if o.Status != kvstore.Written {
 					t.Fatalf("first write of %s = %s, %v; want written", o.Alias, o.Status, o.Err)
@@ -97,8 +97,8 @@ func TestWriteAfterHandRecreation(t *testing.T) {
 
 			// A failover that keeps the port: the plan from the record
 			// only checks the port znode's version.
-			next := kvstore.NewCluster(tt.layout, alias, master("10.0.0.2", 3306), 11)
-			otherNext := kvstore.NewCluster(tt.layout, alias+"-other", master("10.0.0.2", 3306), 11)
+			next := kvstore.NewCluster(tt.layout, alias, sampleMaster("10.0.0.2", 3306), 11)
+			otherNext := kvstore.NewCluster(tt.layout, alias+"-other", sampleMaster("10.0.0.2", 3306), 11)
 			out := write(t, s, next, otherNext)
 			if o := out[1]; o.Status != kvstore.Written {
 				t.Errorf("failover of the untouched cluster = %s, %v; want written", o.Status, o.Err)

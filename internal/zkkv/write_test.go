@@ -22,7 +22,7 @@ func TestWriteCreatesParentsAndZnodes(t *testing.T) {
 	s := newStore(t, srv, nil)
 	insp := inspect(t, srv)
 
-	c := kvstore.NewCluster(layout, "shop", master("db-1.example", 3306), 1)
+	c := kvstore.NewCluster(layout, "shop", sampleMaster("db-1.example", 3306), 1)
 	writeOne(t, s, c, kvstore.Written, 6)
 
 	for _, parent := range []string{"/mysql", "/mysql/master"} {
@@ -67,7 +67,7 @@ func TestWriteUnchangedChangedAndStale(t *testing.T) {
 	s := newStore(t, srv, nil)
 	insp := inspect(t, srv)
 
-	first := kvstore.NewCluster(layout, "shop", master("db-1", 3306), 1)
+	first := kvstore.NewCluster(layout, "shop", sampleMaster("db-1", 3306), 1)
 	writeOne(t, s, first, kvstore.Written, 6)
 	before := versions(t, insp, first)
 	_, mainBefore := get(t, insp, "/mysql/master/shop")
@@ -83,7 +83,7 @@ func TestWriteUnchangedChangedAndStale(t *testing.T) {
 	})
 
 	// Same port and addresses: main, hostname and epoch change.
-	second := kvstore.NewCluster(layout, "shop", master("db-2", 3306), 2)
+	second := kvstore.NewCluster(layout, "shop", sampleMaster("db-2", 3306), 2)
 	t.Run("changed master writes only changed znodes", func(t *testing.T) {
 		writeOne(t, s, second, kvstore.Written, 3)
 		wantStored(t, insp, "", second)
@@ -102,7 +102,7 @@ func TestWriteUnchangedChangedAndStale(t *testing.T) {
 
 	t.Run("lower epoch is stale", func(t *testing.T) {
 		before := versions(t, insp, second)
-		old := kvstore.NewCluster(layout, "shop", master("db-old", 3307), 1)
+		old := kvstore.NewCluster(layout, "shop", sampleMaster("db-old", 3307), 1)
 		writeOne(t, s, old, kvstore.Stale, 0)
 		wantStored(t, insp, "", second)
 		if got := versions(t, insp, second); !maps.Equal(got, before) {
@@ -129,15 +129,15 @@ func TestWriteUnchangedChangedAndStale(t *testing.T) {
 func TestWriteStatusesInOneBatch(t *testing.T) {
 	srv := testserver.StartZooKeeper(t)
 	s := newStore(t, srv, nil)
-	a := kvstore.NewCluster(layout, "a", master("db-a", 3306), 5)
-	b := kvstore.NewCluster(layout, "b", master("db-b", 3306), 5)
+	a := kvstore.NewCluster(layout, "a", sampleMaster("db-a", 3306), 5)
+	b := kvstore.NewCluster(layout, "b", sampleMaster("db-b", 3306), 5)
 	writeOne(t, s, a, kvstore.Written, 6)
 	writeOne(t, s, b, kvstore.Written, 6)
 
 	batch := []kvstore.Cluster{
 		a, // unchanged
-		kvstore.NewCluster(layout, "b", master("db-b2", 3306), 4), // stale
-		kvstore.NewCluster(layout, "c", master("db-c", 3306), 1),  // new
+		kvstore.NewCluster(layout, "b", sampleMaster("db-b2", 3306), 4), // stale
+		kvstore.NewCluster(layout, "c", sampleMaster("db-c", 3306), 1),  // new
 	}
 	out := write(t, s, batch...)
 	want := []kvstore.Status{kvstore.Unchanged, kvstore.Stale, kvstore.Written}
@@ -153,7 +153,7 @@ func TestChroot(t *testing.T) {
 	s := newStore(t, srv, func(c *zkkv.Config) { c.Chroot = "masterkv/" })
 	insp := inspect(t, srv)
 
-	c := kvstore.NewCluster(layout, "shop", master("db-1", 3306), 1)
+	c := kvstore.NewCluster(layout, "shop", sampleMaster("db-1", 3306), 1)
 	writeOne(t, s, c, kvstore.Written, 6)
 	wantStored(t, insp, "/masterkv", c)
 	for _, parent := range []string{"/masterkv", "/masterkv/mysql", "/masterkv/mysql/master"} {
@@ -179,7 +179,7 @@ func TestStrictModeWithoutEpochKey(t *testing.T) {
 	s := newStore(t, srv, nil)
 	insp := inspect(t, srv)
 
-	c := kvstore.NewCluster(strictLayout, "shop", master("db-1", 3306), 5)
+	c := kvstore.NewCluster(strictLayout, "shop", sampleMaster("db-1", 3306), 5)
 	if c.EpochKey() != "" {
 		t.Fatalf("strict layout has epoch key %q", c.EpochKey())
 	}
@@ -191,7 +191,7 @@ func TestStrictModeWithoutEpochKey(t *testing.T) {
 	writeOne(t, s, c, kvstore.Unchanged, 5)
 
 	// No guard: a lower epoch overwrites, as orchestrator would.
-	lower := kvstore.NewCluster(strictLayout, "shop", master("db-0", 3307), 1)
+	lower := kvstore.NewCluster(strictLayout, "shop", sampleMaster("db-0", 3307), 1)
 	writeOne(t, s, lower, kvstore.Written, 3) // main, hostname, port
 	wantStored(t, insp, "", lower)
 }
@@ -199,9 +199,9 @@ func TestStrictModeWithoutEpochKey(t *testing.T) {
 func TestRead(t *testing.T) {
 	srv := testserver.StartZooKeeper(t)
 	s := newStore(t, srv, nil)
-	c := kvstore.NewCluster(layout, "shop", master("db-1", 3306), 3)
+	c := kvstore.NewCluster(layout, "shop", sampleMaster("db-1", 3306), 3)
 	writeOne(t, s, c, kvstore.Written, 6)
-	never := kvstore.NewCluster(layout, "never", master("db-9", 3306), 1)
+	never := kvstore.NewCluster(layout, "never", sampleMaster("db-9", 3306), 1)
 
 	got, err := s.Read(context.Background(), []kvstore.Cluster{c, never})
 	if err != nil {
@@ -247,8 +247,8 @@ func TestConcurrentWriters(t *testing.T) {
 				aliases := []string{"shared", fmt.Sprintf("fresh-%d", r)}
 				var low, high []kvstore.Cluster
 				for _, a := range aliases {
-					low = append(low, kvstore.NewCluster(l, a, master(fmt.Sprintf("low-%d", r), 3306), lowEpoch))
-					high = append(high, kvstore.NewCluster(l, a, master(fmt.Sprintf("high-%d", r), 3307), highEpoch))
+					low = append(low, kvstore.NewCluster(l, a, sampleMaster(fmt.Sprintf("low-%d", r), 3306), lowEpoch))
+					high = append(high, kvstore.NewCluster(l, a, sampleMaster(fmt.Sprintf("high-%d", r), 3307), highEpoch))
 				}
 				lowStore, highStore := stores[r%2], stores[1-r%2]
 				start := make(chan struct{})

@@ -33,10 +33,10 @@ func TestWriteAfterHandEdits(t *testing.T) {
 	} {
 		t.Run(edit.name, func(t *testing.T) {
 			alias := "edit-" + edit.name[:5]
-			first := kvstore.NewCluster(layout, alias, master("10.0.0.1", 3306), 10)
+			first := kvstore.NewCluster(layout, alias, sampleMaster("10.0.0.1", 3306), 10)
 			writeOne(t, s, first, kvstore.Written, 6)
 			edit.do(first)
-			next := kvstore.NewCluster(layout, alias, master("10.0.0.2", 3306), 11)
+			next := kvstore.NewCluster(layout, alias, sampleMaster("10.0.0.2", 3306), 11)
 			if o := write(t, s, next)[0]; o.Status != kvstore.Written {
 				t.Fatalf("write after %s = %+v, want written", edit.name, o)
 			}

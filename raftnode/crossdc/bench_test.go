@@ -30,6 +30,7 @@ import (
 	"github.com/masterkv/masterkv/internal/consulkv"
 	"github.com/masterkv/masterkv/internal/discovery"
 	"github.com/masterkv/masterkv/internal/kvstore"
+	"github.com/masterkv/masterkv/internal/master"
 	"github.com/masterkv/masterkv/internal/testserver"
 	"github.com/masterkv/masterkv/raftnode/httpapi"
 	"github.com/masterkv/masterkv/raftnode/publish"
@@ -966,7 +967,7 @@ func (n *sweepNode) clusters(b *testing.B) (map[string]string, []kvstore.Cluster
 		for _, p := range m.Pairs {
 			want[p.Key] = p.Value
 		}
-		c := kvstore.NewCluster(layout, m.Cluster, discovery.Master{Host: m.Host, Port: m.Port, IPv4: m.IPv4, IPv6: m.IPv6}, m.Epoch)
+		c := kvstore.NewCluster(layout, m.Cluster, master.Master{Host: m.Host, Port: m.Port, IPv4: m.IPv4, IPv6: m.IPv6}, m.Epoch)
 		if !slices.Equal(c.Pairs, m.Pairs) {
 			b.Fatalf("cluster %s: pairs %v, node has %v", m.Cluster, c.Pairs, m.Pairs)
 		}

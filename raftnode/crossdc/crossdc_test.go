@@ -14,6 +14,7 @@ import (
 
 	"github.com/masterkv/masterkv/internal/command"
 	"github.com/masterkv/masterkv/internal/discovery"
+	"github.com/masterkv/masterkv/internal/master"
 	"github.com/masterkv/masterkv/internal/testserver"
 	"github.com/masterkv/masterkv/raftnode/crossdc"
 	"github.com/masterkv/masterkv/raftnode/node"
@@ -109,7 +110,7 @@ func failover(t *testing.T, c *nodetest.Cluster, cluster, host string) uint64 {
 	clock += time.Second
 	res, err := c.WaitLeader().Propose(context.Background(), command.Command{
 		Type: command.Failover, At: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).Add(clock).UnixMilli(),
-		Failover: &command.FailoverPayload{Entry: command.Entry{Cluster: cluster, Master: discovery.Master{Host: host, Port: 3306, IPv4: host}}},
+		Failover: &command.FailoverPayload{Entry: command.Entry{Cluster: cluster, Master: master.Master{Host: host, Port: 3306, IPv4: host}}},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -120,7 +121,7 @@ func failover(t *testing.T, c *nodetest.Cluster, cluster, host string) uint64 {
 // holds checks that consul c holds cluster's pairs for host at epoch.
 func holds(t *testing.T, c *testserver.Consul, cluster, host string, epoch uint64) error {
 	kv := client(t, c).KV()
-	for _, p := range layout.Pairs(cluster, discovery.Master{Host: host, Port: 3306, IPv4: host}, epoch) {
+	for _, p := range layout.Pairs(cluster, master.Master{Host: host, Port: 3306, IPv4: host}, epoch) {
 		got, _, err := kv.Get(p.Key, nil)
 		if err != nil {
 			return err
@@ -263,7 +264,7 @@ func TestSteadyStateCostsOnlyReads(t *testing.T) {
 	for start := 0; start < clusters; start += 1000 {
 		var entries []command.Entry
 		for i := start; i < start+1000; i++ {
-			entries = append(entries, command.Entry{Cluster: fmt.Sprintf("c%05d", i), Master: discovery.Master{Host: fmt.Sprintf("10.%d.%d.1", i/250, i%250), Port: 3306}})
+			entries = append(entries, command.Entry{Cluster: fmt.Sprintf("c%05d", i), Master: master.Master{Host: fmt.Sprintf("10.%d.%d.1", i/250, i%250), Port: 3306}})
 		}
 		if _, err := g.WaitLeader().Propose(context.Background(), command.Command{Type: command.Populate, At: 1, Populate: &command.PopulatePayload{Masters: entries}}); err != nil {
 			t.Fatal(err)

@@ -15,7 +15,7 @@ import (
 	"github.com/hashicorp/consul/api"
 
 	"github.com/masterkv/masterkv/internal/consulkv"
-	"github.com/masterkv/masterkv/internal/discovery"
+	"github.com/masterkv/masterkv/internal/master"
 	"github.com/masterkv/masterkv/internal/testserver"
 	"github.com/masterkv/masterkv/raftnode/crossdc"
 	"github.com/masterkv/masterkv/raftnode/node"
@@ -87,7 +87,7 @@ func (a *aclAgent) token(t *testing.T, name, rules string) (string, *api.ACLPoli
 // for host at epoch.
 func (a *aclAgent) holds(cluster, host string, epoch uint64) error {
 	kv := a.admin.KV()
-	for _, p := range layout.Pairs(cluster, discovery.Master{Host: host, Port: 3306, IPv4: host}, epoch) {
+	for _, p := range layout.Pairs(cluster, master.Master{Host: host, Port: 3306, IPv4: host}, epoch) {
 		got, _, err := kv.Get(p.Key, nil)
 		if err != nil {
 			return err
@@ -305,7 +305,7 @@ func TestSweepWithoutAgentReadWritesOwnDatacenter(t *testing.T) {
 		t.Fatal("delete did not take")
 	}
 	sweepBefore := s.sweepTap.snapshot()
-	keys := len(layout.Pairs("c1", discovery.Master{Host: "10.0.0.1", Port: 3306, IPv4: "10.0.0.1"}, e))
+	keys := len(layout.Pairs("c1", master.Master{Host: "10.0.0.1", Port: 3306, IPv4: "10.0.0.1"}, e))
 	eventually(t, 2*interval+5*time.Second, "keys back in dc1 by a pass of the crossDC's dc1 publisher", func() error {
 		s.checkNoLocalPass(t)
 		if err := a.holds("c1", "10.0.0.1", e); err != nil {

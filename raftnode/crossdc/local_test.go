@@ -20,7 +20,7 @@ import (
 	"github.com/hashicorp/go-cleanhttp"
 
 	"github.com/masterkv/masterkv/internal/consulkv"
-	"github.com/masterkv/masterkv/internal/discovery"
+	"github.com/masterkv/masterkv/internal/master"
 	"github.com/masterkv/masterkv/internal/testserver"
 	"github.com/masterkv/masterkv/raftnode/crossdc"
 	"github.com/masterkv/masterkv/raftnode/node"
@@ -343,7 +343,7 @@ func TestLocalDatacenterSweptThroughLocalPublisher(t *testing.T) {
 		t.Fatal("delete did not take")
 	}
 	before := localTap.snapshot()
-	keys := len(layout.Pairs("c1", discovery.Master{Host: "10.0.0.1", Port: 3306, IPv4: "10.0.0.1"}, e))
+	keys := len(layout.Pairs("c1", master.Master{Host: "10.0.0.1", Port: 3306, IPv4: "10.0.0.1"}, e))
 	// The pass that rewrote the keys is reported until the next one, an
 	// interval later.
 	var local1 crossdc.DatacenterStatus

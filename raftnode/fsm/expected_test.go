@@ -5,12 +5,12 @@ import (
 	"testing"
 
 	"github.com/masterkv/masterkv/internal/command"
-	"github.com/masterkv/masterkv/internal/discovery"
+	"github.com/masterkv/masterkv/internal/master"
 	"github.com/masterkv/masterkv/raftnode/fsm"
 )
 
 // failoverAt is a failover that names the epoch its sender saw.
-func failoverAt(id string, at int64, cluster string, m discovery.Master, expected string, epoch uint64) command.Command {
+func failoverAt(id string, at int64, cluster string, m master.Master, expected string, epoch uint64) command.Command {
 	c := failover(id, at, cluster, m, expected)
 	c.Failover.ExpectedEpoch = epoch
 	return c

@@ -17,7 +17,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/masterkv/masterkv/internal/command"
-	"github.com/masterkv/masterkv/internal/discovery"
+	"github.com/masterkv/masterkv/internal/master"
 )
 
 // IDTTL is how long an idempotency key is remembered. Webhooks, Lambda
@@ -26,8 +26,8 @@ const IDTTL = 24 * time.Hour
 
 // Record is the committed master of one cluster.
 type Record struct {
-	Cluster string           `json:"cluster"`
-	Master  discovery.Master `json:"master"`
+	Cluster string        `json:"cluster"`
+	Master  master.Master `json:"master"`
 	// Epoch is the group's epoch base plus the raft index of the entry
 	// that last wrote this record (see generation.go). It never decreases,
 	// also across group generations, and serves as the fencing number in

@@ -14,7 +14,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/masterkv/masterkv/internal/command"
-	"github.com/masterkv/masterkv/internal/discovery"
+	"github.com/masterkv/masterkv/internal/master"
 	"github.com/masterkv/masterkv/raftnode/fsm"
 )
 
@@ -22,13 +22,13 @@ import (
 var t0 = time.Date(2025, 3, 4, 5, 6, 7, 891_000_000, time.UTC).UnixMilli()
 
 var (
-	m1 = discovery.Master{Host: "db1.example.com", Port: 3306, IPv4: "10.0.0.1", IPv6: "fd00::1"}
-	m2 = discovery.Master{Host: "db2.example.com", Port: 3306, IPv4: "10.0.0.2"}
-	m3 = discovery.Master{Host: "db3", Port: 3307}
-	m6 = discovery.Master{Host: "fd00::6", Port: 3306, IPv6: "fd00::6"}
+	m1 = master.Master{Host: "db1.example.com", Port: 3306, IPv4: "10.0.0.1", IPv6: "fd00::1"}
+	m2 = master.Master{Host: "db2.example.com", Port: 3306, IPv4: "10.0.0.2"}
+	m3 = master.Master{Host: "db3", Port: 3307}
+	m6 = master.Master{Host: "fd00::6", Port: 3306, IPv6: "fd00::6"}
 )
 
-func failover(id string, at int64, cluster string, m discovery.Master, expected string) command.Command {
+func failover(id string, at int64, cluster string, m master.Master, expected string) command.Command {
 	return command.Command{Type: command.Failover, ID: id, At: at, Failover: &command.FailoverPayload{
 		Entry: command.Entry{Cluster: cluster, Master: m}, Expected: expected,
 	}}
@@ -57,7 +57,7 @@ func apply(t testing.TB, f *fsm.FSM, index uint64, c command.Command) fsm.Result
 	return res
 }
 
-func rec(cluster string, m discovery.Master, epoch uint64, at int64, src command.Type, id string) fsm.Record {
+func rec(cluster string, m master.Master, epoch uint64, at int64, src command.Type, id string) fsm.Record {
 	return fsm.Record{Cluster: cluster, Master: m, Epoch: epoch, UpdatedAt: time.UnixMilli(at).UTC(), Source: src, RequestID: id}
 }
 
@@ -172,9 +172,9 @@ func TestEpochFollowsLogIndex(t *testing.T) {
 func TestFailoverExpected(t *testing.T) {
 	tests := []struct {
 		name     string
-		current  *discovery.Master // nil: no record
+		current  *master.Master // nil: no record
 		expected string
-		next     discovery.Master
+		next     master.Master
 		conflict bool
 	}{
 		{name: "no expected overwrites", current: &m1, next: m2},
@@ -354,7 +354,7 @@ func TestIdempotency(t *testing.T) {
 		first := apply(t, f, 2, failover("x", t0, "main", m2, "db0:3306"))
 		checkErr(t, first, fsm.KindConflict, fsm.ErrConflict)
 		// Even once the expectation would hold, the retry gets the same answer.
-		apply(t, f, 3, failover("", t0, "main", discovery.Master{Host: "db0", Port: 3306}, ""))
+		apply(t, f, 3, failover("", t0, "main", master.Master{Host: "db0", Port: 3306}, ""))
 		got := apply(t, f, 4, failover("x", t0, "main", m2, "db0:3306"))
 		want := first
 		want.Duplicate = true

@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/masterkv/masterkv/internal/command"
-	"github.com/masterkv/masterkv/internal/discovery"
+	"github.com/masterkv/masterkv/internal/master"
 	"github.com/masterkv/masterkv/raftnode/fsm"
 )
 
@@ -19,7 +19,7 @@ func manyClusters(t testing.TB, n int) (*fsm.FSM, uint64) {
 	for i := range entries {
 		entries[i] = command.Entry{
 			Cluster: fmt.Sprintf("cluster-%05d", i),
-			Master:  discovery.Master{Host: fmt.Sprintf("db-%05d.example.com", i), Port: 3306, IPv4: "10.1.2.3"},
+			Master:  master.Master{Host: fmt.Sprintf("db-%05d.example.com", i), Port: 3306, IPv4: "10.1.2.3"},
 		}
 	}
 	f := fsm.New()
@@ -64,7 +64,7 @@ func TestKeyedSubmitsRememberSummaries(t *testing.T) {
 func keyedFailovers(t *testing.T, f *fsm.FSM, n int) {
 	t.Helper()
 	for i := range n {
-		m := discovery.Master{Host: fmt.Sprintf("db%d.example.com", i), Port: 3306}
+		m := master.Master{Host: fmt.Sprintf("db%d.example.com", i), Port: 3306}
 		if res := apply(t, f, uint64(i+1), failover(fmt.Sprintf("key-%d", i), t0+int64(i)*1000, "a", m, "")); res.Error() != nil {
 			t.Fatalf("failover %d: %v", i, res.Error())
 		}
@@ -76,7 +76,7 @@ func remembered(t *testing.T, f *fsm.FSM, n int) []bool {
 	t.Helper()
 	out := make([]bool, n)
 	for i := range n {
-		m := discovery.Master{Host: fmt.Sprintf("db%d.example.com", i), Port: 3306}
+		m := master.Master{Host: fmt.Sprintf("db%d.example.com", i), Port: 3306}
 		res, ok, err := f.Lookup(failover(fmt.Sprintf("key-%d", i), t0+int64(n)*1000, "a", m, ""))
 		if err != nil {
 			t.Fatalf("Lookup(key-%d): %v", i, err)
@@ -132,7 +132,7 @@ func TestIDTableRestoredKeepsTheSameKeys(t *testing.T) {
 	dst.SetIDLimits(3, fsm.MaxIDBytes)
 	restore(t, dst, persist(t, src))
 	for _, f := range []*fsm.FSM{src, dst} {
-		m := discovery.Master{Host: "db9.example.com", Port: 3306}
+		m := master.Master{Host: "db9.example.com", Port: 3306}
 		apply(t, f, 5, failover("key-9", t0+9000, "a", m, ""))
 	}
 	if got, want := remembered(t, dst, 4), remembered(t, src, 4); !slices.Equal(got, want) {

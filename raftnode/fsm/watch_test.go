@@ -6,7 +6,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/masterkv/masterkv/internal/command"
-	"github.com/masterkv/masterkv/internal/discovery"
+	"github.com/masterkv/masterkv/internal/master"
 )
 
 func (f *FSM) watcherCount() int {
@@ -39,7 +39,7 @@ func TestWatchCancel(t *testing.T) {
 	cancelGone()
 
 	b, err := command.Encode(command.Command{Type: command.Failover, At: 1, Failover: &command.FailoverPayload{
-		Entry: command.Entry{Cluster: "main", Master: discovery.Master{Host: "db1", Port: 3306}}}})
+		Entry: command.Entry{Cluster: "main", Master: master.Master{Host: "db1", Port: 3306}}}})
 	if err != nil {
 		t.Fatal(err)
 	}

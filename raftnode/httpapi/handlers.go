@@ -75,7 +75,7 @@ func (s *Server) propose(w http.ResponseWriter, r *http.Request, body []byte, c 
 // completeMaster resolves the host once (with resolution on) and uses the
 // answer twice: to fill in ipv4/ipv6 when neither was given, and for the
 // loopback guard over every address the name has, also when they were.
-func (s *Server) completeMaster(ctx context.Context, field string, m discovery.Master) (discovery.Master, error) {
+func (s *Server) completeMaster(ctx context.Context, field string, m master.Master) (master.Master, error) {
 	addrs := master.Lookup(ctx, s.opts.Resolver, m.Host)
 	m = master.Complete(m, addrs)
 	if !s.opts.AllowLoopback {

@@ -352,7 +352,7 @@ const barrierAlias = "zz-barrier"
 func (c *apiCluster) barrier(t *testing.T) {
 	t.Helper()
 	cmd := command.Command{Type: command.Failover, At: fixedNow.UnixMilli(), Failover: &command.FailoverPayload{
-		Entry: command.Entry{Cluster: barrierAlias, Master: discovery.Master{Host: "10.9.9.9", Port: 9}}}}
+		Entry: command.Entry{Cluster: barrierAlias, Master: master.Master{Host: "10.9.9.9", Port: 9}}}}
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
 	res, err := c.raft.WaitLeader().Propose(ctx, cmd)

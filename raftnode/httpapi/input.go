@@ -12,7 +12,6 @@ import (
 	"strings"
 	"unicode"
 
-	"github.com/masterkv/masterkv/internal/discovery"
 	"github.com/masterkv/masterkv/internal/master"
 )
 
@@ -88,8 +87,8 @@ type masterInput struct {
 	IPv6    string    `json:"ipv6"`
 }
 
-func (in masterInput) entry(field string) (string, discovery.Master, error) {
-	m := discovery.Master{Host: in.Host, Port: in.Port.n, IPv4: in.IPv4, IPv6: in.IPv6}
+func (in masterInput) entry(field string) (string, master.Master, error) {
+	m := master.Master{Host: in.Host, Port: in.Port.n, IPv4: in.IPv4, IPv6: in.IPv6}
 	if !in.Port.set {
 		return "", m, fieldErr(field+"port", "is required")
 	}

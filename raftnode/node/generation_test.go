@@ -16,6 +16,7 @@ import (
 	"github.com/masterkv/masterkv/internal/consulkv"
 	"github.com/masterkv/masterkv/internal/discovery"
 	"github.com/masterkv/masterkv/internal/kvstore"
+	"github.com/masterkv/masterkv/internal/master"
 	"github.com/masterkv/masterkv/internal/testserver"
 	"github.com/masterkv/masterkv/internal/zkkv"
 	"github.com/masterkv/masterkv/raftnode/fsm"
@@ -64,7 +65,7 @@ func realStores(t *testing.T) func() []genStore {
 // left it.
 func seed(t *testing.T, stores []genStore, cluster, host string, epoch uint64) {
 	t.Helper()
-	c := kvstore.NewCluster(genLayout, cluster, discovery.Master{Host: host, Port: 3306}, epoch)
+	c := kvstore.NewCluster(genLayout, cluster, master.Master{Host: host, Port: 3306}, epoch)
 	for _, s := range stores {
 		outs := s.Write(t.Context(), []kvstore.Cluster{c})
 		if len(outs) != 1 || outs[0].Status != kvstore.Written {
@@ -163,7 +164,7 @@ func contains(list []string, s string) bool {
 // epoch above floor, and returns it.
 func storesHold(t *testing.T, stores []genStore, cluster, host string, floor uint64) uint64 {
 	t.Helper()
-	probe := kvstore.NewCluster(genLayout, cluster, discovery.Master{Host: host, Port: 3306}, 0)
+	probe := kvstore.NewCluster(genLayout, cluster, master.Master{Host: host, Port: 3306}, 0)
 	main, epochKey := probe.MainKey(), probe.EpochKey()
 	var last string
 	deadline := time.Now().Add(20 * time.Second)
@@ -276,7 +277,7 @@ func TestRebuiltGroupWaitsForVoters(t *testing.T) {
 			}
 		}
 		for _, s := range stores {
-			obs, err := s.Read(t.Context(), []kvstore.Cluster{kvstore.NewCluster(genLayout, "main", discovery.Master{}, 0)})
+			obs, err := s.Read(t.Context(), []kvstore.Cluster{kvstore.NewCluster(genLayout, "main", master.Master{}, 0)})
 			if err != nil || obs["main"][genLayout.ClusterKey("main")] != "db-old:3306" {
 				return false
 			}

@@ -12,7 +12,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/masterkv/masterkv/internal/command"
-	"github.com/masterkv/masterkv/internal/discovery"
+	"github.com/masterkv/masterkv/internal/master"
 	"github.com/masterkv/masterkv/raftnode/fsm"
 	"github.com/masterkv/masterkv/raftnode/node"
 	"github.com/masterkv/masterkv/raftnode/nodetest"
@@ -28,7 +28,7 @@ func failover(id, cluster, host string, port int, expected string, at time.Durat
 	return command.Command{
 		Type: command.Failover, ID: id, At: epoch0.Add(at).UnixMilli(),
 		Failover: &command.FailoverPayload{
-			Entry:    command.Entry{Cluster: cluster, Master: discovery.Master{Host: host, Port: port}},
+			Entry:    command.Entry{Cluster: cluster, Master: master.Master{Host: host, Port: port}},
 			Expected: expected,
 		},
 	}

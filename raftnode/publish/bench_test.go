@@ -30,6 +30,7 @@ import (
 	"github.com/masterkv/masterkv/internal/command"
 	"github.com/masterkv/masterkv/internal/consulkv"
 	"github.com/masterkv/masterkv/internal/discovery"
+	"github.com/masterkv/masterkv/internal/master"
 	"github.com/masterkv/masterkv/internal/testserver"
 	"github.com/masterkv/masterkv/internal/zkkv"
 	"github.com/masterkv/masterkv/raftnode/httpapi"
@@ -91,7 +92,7 @@ func defaultRaftTimeouts(c *raft.Config) {
 func benchFailover(b *testing.B, tune func(*raft.Config)) {
 	g := newBenchGroup(b, tune)
 	const cluster = "bench"
-	w := g.watch(b, benchLayout.Pairs(cluster, discovery.Master{Host: "x", Port: 1}, 0)[0].Key)
+	w := g.watch(b, benchLayout.Pairs(cluster, master.Master{Host: "x", Port: 1}, 0)[0].Key)
 
 	var vis, post, leaderVis, followerVis, consulVis, zkVis, floor, all, commit, txn []time.Duration
 	iter := 0
@@ -130,7 +131,7 @@ func benchFailover(b *testing.B, tune func(*raft.Config)) {
 		// stores' writes first, then the raft commit (which sets the
 		// publishers off in the background).
 		iter++
-		m := discovery.Master{Host: fmt.Sprintf("10.1.%d.%d", (iter/250)%250, iter%250+1), Port: 3306}
+		m := master.Master{Host: fmt.Sprintf("10.1.%d.%d", (iter/250)%250, iter%250+1), Port: 3306}
 		m.IPv4 = m.Host
 		t1 := time.Now()
 		g.floorAll(b, m, uint64(iter))
@@ -290,7 +291,7 @@ var benchClock = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // propose commits a failover on the leader, as group.failover does, and
 // returns its epoch.
-func (g *benchGroup) propose(b *testing.B, cluster string, m discovery.Master) uint64 {
+func (g *benchGroup) propose(b *testing.B, cluster string, m master.Master) uint64 {
 	b.Helper()
 	benchClock = benchClock.Add(time.Second)
 	res, err := g.raft.WaitLeader().Propose(context.Background(), command.Command{
@@ -308,7 +309,7 @@ var floorLayout = discovery.NewLayout("bench-floor/"+discovery.DefaultPrefix, tr
 
 // floorTxn writes a cluster's six keys into node i's Consul in one
 // transaction.
-func (g *benchGroup) floorTxn(b *testing.B, i int, m discovery.Master, epoch uint64) {
+func (g *benchGroup) floorTxn(b *testing.B, i int, m master.Master, epoch uint64) {
 	b.Helper()
 	var ops api.TxnOps
 	for _, p := range floorLayout.Pairs("floor", m, epoch) {
@@ -322,7 +323,7 @@ func (g *benchGroup) floorTxn(b *testing.B, i int, m discovery.Master, epoch uin
 
 // floorAll writes a cluster's six keys into every agent (one transaction
 // each) and every chroot (one multi each), all at once.
-func (g *benchGroup) floorAll(b *testing.B, m discovery.Master, epoch uint64) {
+func (g *benchGroup) floorAll(b *testing.B, m master.Master, epoch uint64) {
 	b.Helper()
 	pairs := floorLayout.Pairs("floor", m, epoch)
 	var ops api.TxnOps
@@ -360,7 +361,7 @@ func (g *benchGroup) floorAll(b *testing.B, m discovery.Master, epoch uint64) {
 func (g *benchGroup) createFloorZnodes(b *testing.B) {
 	b.Helper()
 	for i := range g.consul {
-		for _, p := range floorLayout.Pairs("floor", discovery.Master{}, 0) {
+		for _, p := range floorLayout.Pairs("floor", master.Master{}, 0) {
 			path := benchChroot(i) + discovery.ZKPath(p.Key)
 			for j := 1; j <= len(path); j++ {
 				if j < len(path) && path[j] != '/' {

@@ -16,6 +16,7 @@ import (
 	"github.com/masterkv/masterkv/internal/consulkv"
 	"github.com/masterkv/masterkv/internal/discovery"
 	"github.com/masterkv/masterkv/internal/kvstore"
+	"github.com/masterkv/masterkv/internal/master"
 	"github.com/masterkv/masterkv/internal/testserver"
 	"github.com/masterkv/masterkv/raftnode/fsm"
 	"github.com/masterkv/masterkv/raftnode/publish"
@@ -109,7 +110,7 @@ func populated(t *testing.T, n int) *fsm.FSM {
 	entries := make([]command.Entry, n)
 	for i := range entries {
 		host := fmt.Sprintf("10.0.%d.%d", i/250, i%250+1)
-		entries[i] = command.Entry{Cluster: fmt.Sprintf("c%04d", i), Master: discovery.Master{Host: host, Port: 3306, IPv4: host}}
+		entries[i] = command.Entry{Cluster: fmt.Sprintf("c%04d", i), Master: master.Master{Host: host, Port: 3306, IPv4: host}}
 	}
 	applyCmd(t, f, 1, command.Command{Type: command.Populate, At: 1, Populate: &command.PopulatePayload{Masters: entries}})
 	return f
@@ -375,7 +376,7 @@ func TestRequestedSweepRunsWhenBacklogWritten(t *testing.T) {
 		if r == nil || !r.At.After(lastEnd) {
 			return fmt.Errorf("last sweep %+v", r)
 		}
-		if r.KeysUnchanged != n*len(layout.Pairs("x", discovery.Master{Host: "h", Port: 1}, 1)) {
+		if r.KeysUnchanged != n*len(layout.Pairs("x", master.Master{Host: "h", Port: 1}, 1)) {
 			return fmt.Errorf("last sweep %+v, want every key unchanged", r)
 		}
 		return nil

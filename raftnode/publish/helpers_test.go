@@ -18,6 +18,7 @@ import (
 	"github.com/masterkv/masterkv/internal/command"
 	"github.com/masterkv/masterkv/internal/consulkv"
 	"github.com/masterkv/masterkv/internal/discovery"
+	"github.com/masterkv/masterkv/internal/master"
 	"github.com/masterkv/masterkv/internal/testserver"
 	"github.com/masterkv/masterkv/internal/zkkv"
 	"github.com/masterkv/masterkv/raftnode/node"
@@ -120,7 +121,7 @@ func (g *group) failover(cluster, host string) uint64 {
 	at += time.Second
 	c := command.Command{
 		Type: command.Failover, ID: fmt.Sprintf("%s-%s-%d", cluster, host, at), At: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).Add(at).UnixMilli(),
-		Failover: &command.FailoverPayload{Entry: command.Entry{Cluster: cluster, Master: discovery.Master{Host: host, Port: 3306, IPv4: host}}},
+		Failover: &command.FailoverPayload{Entry: command.Entry{Cluster: cluster, Master: master.Master{Host: host, Port: 3306, IPv4: host}}},
 	}
 	// A leader change under load (fast test timeouts) refuses or loses the
 	// proposal; retrying with the same id is safe.
@@ -139,7 +140,7 @@ func (g *group) failover(cluster, host string) uint64 {
 
 // want is the pairs a store must hold for cluster at epoch.
 func (g *group) want(cluster, host string, epoch uint64) []discovery.KVPair {
-	return g.layout.Pairs(cluster, discovery.Master{Host: host, Port: 3306, IPv4: host}, epoch)
+	return g.layout.Pairs(cluster, master.Master{Host: host, Port: 3306, IPv4: host}, epoch)
 }
 
 func (g *group) consulClient(i int) *api.Client {

@@ -16,6 +16,7 @@ import (
 	"github.com/masterkv/masterkv/internal/consulkv"
 	"github.com/masterkv/masterkv/internal/discovery"
 	"github.com/masterkv/masterkv/internal/kvstore"
+	"github.com/masterkv/masterkv/internal/master"
 	"github.com/masterkv/masterkv/internal/testserver"
 	"github.com/masterkv/masterkv/internal/zkkv"
 	"github.com/masterkv/masterkv/raftnode/fsm"
@@ -129,13 +130,13 @@ func TestRefusedClusterHoldsBackNothing(t *testing.T) {
 			entries := make([]command.Entry, n)
 			for i := range entries {
 				host := fmt.Sprintf("10.0.0.%d", i+1)
-				entries[i] = command.Entry{Cluster: fmt.Sprintf("c%04d", i), Master: discovery.Master{Host: host, Port: 3306, IPv4: host}}
+				entries[i] = command.Entry{Cluster: fmt.Sprintf("c%04d", i), Master: master.Master{Host: host, Port: 3306, IPv4: host}}
 			}
-			entries = append(entries, command.Entry{Cluster: denied, Master: discovery.Master{Host: "10.9.9.9", Port: 3306, IPv4: "10.9.9.9"}})
+			entries = append(entries, command.Entry{Cluster: denied, Master: master.Master{Host: "10.9.9.9", Port: 3306, IPv4: "10.9.9.9"}})
 			applyCmd(t, f, 1, command.Command{Type: command.Populate, At: 1, Populate: &command.PopulatePayload{Masters: entries}})
 			// The denied cluster fails over last: newest first, it leads every batch.
 			applyCmd(t, f, 2, command.Command{Type: command.Failover, ID: "f-denied", At: 2,
-				Failover: &command.FailoverPayload{Entry: command.Entry{Cluster: denied, Master: discovery.Master{Host: "10.9.9.8", Port: 3306, IPv4: "10.9.9.8"}}}})
+				Failover: &command.FailoverPayload{Entry: command.Entry{Cluster: denied, Master: master.Master{Host: "10.9.9.8", Port: 3306, IPv4: "10.9.9.8"}}}})
 			var others []kvstore.Cluster
 			for _, c := range clustersOf(f, layout) {
 				if c.Alias != denied {
@@ -170,7 +171,7 @@ func TestRefusedClusterHoldsBackNothing(t *testing.T) {
 				t.Errorf("refused cluster attempted %d more times in 1s; want none until its epoch changes", after-before)
 			}
 			applyCmd(t, f, 3, command.Command{Type: command.Failover, ID: "f-denied-2", At: 3,
-				Failover: &command.FailoverPayload{Entry: command.Entry{Cluster: denied, Master: discovery.Master{Host: "10.9.9.7", Port: 3306, IPv4: "10.9.9.7"}}}})
+				Failover: &command.FailoverPayload{Entry: command.Entry{Cluster: denied, Master: master.Master{Host: "10.9.9.7", Port: 3306, IPv4: "10.9.9.7"}}}})
 			eventually(t, 5*time.Second, "the new epoch attempted", func() error {
 				if after := p.Status().Refusals; after == before {
 					return fmt.Errorf("no new attempt of the refused cluster at its new epoch")

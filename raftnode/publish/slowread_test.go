@@ -12,6 +12,7 @@ import (
 	"github.com/masterkv/masterkv/internal/command"
 	"github.com/masterkv/masterkv/internal/discovery"
 	"github.com/masterkv/masterkv/internal/kvstore"
+	"github.com/masterkv/masterkv/internal/master"
 	"github.com/masterkv/masterkv/internal/testserver"
 	"github.com/masterkv/masterkv/raftnode/publish"
 )
@@ -79,9 +80,9 @@ func TestSlowReadsDelayNoCommit(t *testing.T) {
 				start := time.Now()
 				applyCmd(t, f, index, command.Command{
 					Type: command.Failover, ID: fmt.Sprintf("f-%d", index), At: int64(index),
-					Failover: &command.FailoverPayload{Entry: command.Entry{Cluster: "c0001", Master: discovery.Master{Host: host, Port: 3306, IPv4: host}}},
+					Failover: &command.FailoverPayload{Entry: command.Entry{Cluster: "c0001", Master: master.Master{Host: host, Port: 3306, IPv4: host}}},
 				})
-				want := kvstore.NewCluster(layout, "c0001", discovery.Master{Host: host, Port: 3306, IPv4: host}, index)
+				want := kvstore.NewCluster(layout, "c0001", master.Master{Host: host, Port: 3306, IPv4: host}, index)
 				eventually(t, 2*delay, "the failover published", func() error {
 					return holds(kv, want)
 				})

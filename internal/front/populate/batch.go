@@ -14,7 +14,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/masterkv/masterkv/internal/discovery"
 	"github.com/masterkv/masterkv/internal/master"
 	"github.com/masterkv/masterkv/internal/nodeclient"
 )
@@ -49,7 +48,7 @@ func check(masters []Master) ([]Master, []error) {
 	seen := map[string]bool{}
 	var out []Master
 	for _, m := range masters {
-		err := master.Validate(m.Cluster, discovery.Master{Host: m.Host, Port: m.Port, IPv4: m.IPv4, IPv6: m.IPv6})
+		err := master.Validate(m.Cluster, master.Master{Host: m.Host, Port: m.Port, IPv4: m.IPv4, IPv6: m.IPv6})
 		if err == nil && seen[m.Cluster] {
 			err = errors.New("cluster: listed twice; the first entry was kept")
 		}
