@@ -116,7 +116,7 @@ func run() error {
 	if cfg.ResolveIPs {
 		resolver = net.DefaultResolver
 	}
-	api := httpapi.New(n, n.Store(), httpapi.Options{
+	api := httpapi.New(n, n.FSM(), httpapi.Options{
 		Layout:         layout,
 		Tokens:         cfg.APITokens,
 		Resolver:       resolver,

@@ -65,7 +65,7 @@ func startPublishers(ctx context.Context, cfg config.Config, n *node.Node, layou
 	var pubs []*publish.Publisher
 	var crossDC *crossdc.Distributor
 	for _, s := range stores {
-		p := publish.New(s, n.Store(), publish.Config{
+		p := publish.New(s, n.FSM(), publish.Config{
 			Layout: layout, Ready: n.CaughtUp, RetryMax: cfg.StoreRetryMax,
 			DriftInterval: cfg.DriftCheckInterval, DriftRepair: cfg.DriftRepair,
 			Observe: observe, Logger: log,
@@ -74,7 +74,7 @@ func startPublishers(ctx context.Context, cfg config.Config, n *node.Node, layou
 		pubs = append(pubs, p)
 		log.Info("publishing to store", "store", s.Name())
 		if s == publish.Store(consul) && cfg.ConsulCrossDataCenterDistribution {
-			crossDC = crossdc.New(consul, n.Store(), n, crossdc.Config{
+			crossDC = crossdc.New(consul, n.FSM(), n, crossdc.Config{
 				Layout: layout, Interval: cfg.ConsulSweepInterval, Concurrency: cfg.ConsulSweepConcurrency,
 				RetryMax: cfg.StoreRetryMax, DriftRepair: cfg.DriftRepair, Observe: observe, Logger: log.With("component", "sweep"),
 				Local: p,

@@ -72,7 +72,7 @@ func newGroup(t *testing.T, o groupOptions) *group {
 		rc.LeaderLeaseTimeout = 200 * time.Millisecond
 	}})
 	for i, nd := range g.raft.Nodes {
-		srvs[i].Config.Handler = httpapi.New(nd, nd.Store(), httpapi.Options{
+		srvs[i].Config.Handler = httpapi.New(nd, nd.FSM(), httpapi.Options{
 			Layout: discovery.NewLayout("mysql/master", true), Tokens: []string{nodeToken},
 			LeaderWait: o.leaderWait, Now: func() time.Time { return fixtureTime }, Logger: quiet,
 		})
@@ -134,7 +134,7 @@ func (g *group) waitRecord(t *testing.T, cluster, master string) {
 	for {
 		ok := true
 		for _, n := range g.raft.Nodes {
-			rec, found := n.Store().Record(cluster)
+			rec, found := n.FSM().Record(cluster)
 			ok = ok && found && rec.Master.HostPort() == master
 		}
 		if ok {
@@ -151,7 +151,7 @@ func (g *group) waitRecord(t *testing.T, cluster, master string) {
 func (g *group) assertNoRecord(t *testing.T, cluster string) {
 	t.Helper()
 	for _, n := range g.raft.Nodes {
-		if rec, ok := n.Store().Record(cluster); ok {
+		if rec, ok := n.FSM().Record(cluster); ok {
 			t.Errorf("%s holds %s = %s, want no record", n.ID(), cluster, rec.Master.HostPort())
 		}
 	}

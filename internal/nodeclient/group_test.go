@@ -50,7 +50,7 @@ func newGroup(t testing.TB) *group {
 	}})
 	discard := slog.New(slog.DiscardHandler)
 	for i, nd := range g.raft.Nodes {
-		api := httpapi.New(nd, nd.Store(), httpapi.Options{
+		api := httpapi.New(nd, nd.FSM(), httpapi.Options{
 			Layout: discovery.NewLayout("mysql/master", true), Tokens: []string{"node-token"}, Logger: discard,
 		})
 		srvs[i].Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -178,7 +178,7 @@ func TestDoHedgesAFrozenNode(t *testing.T) {
 				if i == victim {
 					continue
 				}
-				rec, ok := n.Store().Record("orders")
+				rec, ok := n.FSM().Record("orders")
 				if !ok || rec.Epoch != rc.Epoch || rec.RequestID != "hedged-key" {
 					t.Errorf("%s holds orders = %+v, want epoch %d from hedged-key", n.ID(), rec, rc.Epoch)
 				}

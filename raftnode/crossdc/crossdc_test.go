@@ -92,7 +92,7 @@ func startSweeper(t *testing.T, dc1 *testserver.Consul, n crossdc.Leader, src in
 // a kvTap in front of one), with local as Config.Local.
 func runSweeper(t *testing.T, addr string, nd *node.Node, interval time.Duration, local *publish.Publisher) *crossdc.Distributor {
 	t.Helper()
-	s := crossdc.New(newStore(t, addr), nd.Store(), nd, crossdc.Config{
+	s := crossdc.New(newStore(t, addr), nd.FSM(), nd, crossdc.Config{
 		Layout: layout, Interval: interval, LeaderPoll: 20 * time.Millisecond, RetryMax: 200 * time.Millisecond, Logger: quiet,
 		Local: local,
 	})

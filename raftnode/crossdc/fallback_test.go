@@ -183,7 +183,7 @@ func startACLSweep(t *testing.T, a *aclAgent, nd *node.Node, token string, inter
 	logger := s.logs.logger()
 	// The node's own publisher, as raftnode's startPublishers runs it: no
 	// SweepInterval of its own.
-	s.local = publish.New(tokenStore(t, s.localTap.addr, token), nd.Store(), publish.Config{
+	s.local = publish.New(tokenStore(t, s.localTap.addr, token), nd.FSM(), publish.Config{
 		Layout: layout, Ready: nd.CaughtUp, RetryMax: 200 * time.Millisecond, Logger: logger,
 	})
 	lctx, lcancel := context.WithCancel(context.Background())
@@ -191,7 +191,7 @@ func startACLSweep(t *testing.T, a *aclAgent, nd *node.Node, token string, inter
 	go func() { defer close(ldone); s.local.Run(lctx) }()
 	t.Cleanup(func() { lcancel(); <-ldone })
 
-	s.crossDC = crossdc.New(tokenStore(t, s.sweepTap.addr, token), nd.Store(), nd, crossdc.Config{
+	s.crossDC = crossdc.New(tokenStore(t, s.sweepTap.addr, token), nd.FSM(), nd, crossdc.Config{
 		Layout: layout, Interval: interval, LeaderPoll: 20 * time.Millisecond, RetryMax: 200 * time.Millisecond,
 		Logger: logger, Local: s.local,
 	})

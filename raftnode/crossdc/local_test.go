@@ -184,7 +184,7 @@ func newStore(t *testing.T, addr string) *consulkv.Store {
 // addr, as raftnode's startPublishers does: no SweepInterval of its own.
 func startLocal(t *testing.T, addr string, nd *node.Node) *publish.Publisher {
 	t.Helper()
-	p := publish.New(newStore(t, addr), nd.Store(), publish.Config{
+	p := publish.New(newStore(t, addr), nd.FSM(), publish.Config{
 		Layout: layout, Ready: nd.CaughtUp, RetryMax: 200 * time.Millisecond, Logger: quiet,
 	})
 	ctx, cancel := context.WithCancel(context.Background())

@@ -45,7 +45,7 @@ func newCustomCluster(t *testing.T, opts func(i int, o *httpapi.Options), wrap f
 		if opts != nil {
 			opts(i, &o)
 		}
-		var h http.Handler = httpapi.New(nd, nd.Store(), o)
+		var h http.Handler = httpapi.New(nd, nd.FSM(), o)
 		if wrap != nil {
 			h = wrap(i, h)
 		}
@@ -104,7 +104,7 @@ func TestForwardOutlastsLeaderBudget(t *testing.T) {
 // mustEpoch returns the epoch node i holds for alias.
 func mustEpoch(t *testing.T, c *apiCluster, i int, alias string) uint64 {
 	t.Helper()
-	rec, ok := c.raft.Nodes[i].Store().Record(alias)
+	rec, ok := c.raft.Nodes[i].FSM().Record(alias)
 	if !ok {
 		t.Fatalf("%s holds no %s", c.raft.Nodes[i].ID(), alias)
 	}

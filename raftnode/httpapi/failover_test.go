@@ -83,7 +83,7 @@ func TestFailoverCommitsOnEveryNode(t *testing.T) {
 			}
 			c.waitRecord(t, tc.alias, wantMaster, got.Epoch)
 			for _, n := range c.running() {
-				rec, _ := n.Store().Record(tc.alias)
+				rec, _ := n.FSM().Record(tc.alias)
 				if rec.Master.IPv4 != tc.ipv4 || rec.Master.IPv6 != tc.ipv6 {
 					t.Errorf("%s: %s ipv4, ipv6 = %q, %q; want %q, %q", n.ID(), tc.alias, rec.Master.IPv4, rec.Master.IPv6, tc.ipv4, tc.ipv6)
 				}
@@ -173,7 +173,7 @@ func TestFailoverExpected(t *testing.T) {
 				t.Fatalf("status = %d, want %d; body %s", r.status, st.wantStatus, r.body)
 			}
 			// The leader answered, so its store is up to date.
-			rec, ok := c.raft.WaitLeader().Store().Record(st.alias)
+			rec, ok := c.raft.WaitLeader().FSM().Record(st.alias)
 			if !ok || rec.Master.HostPort() != st.wantMaster {
 				t.Fatalf("%s = %+v (found %v), want master %s", st.alias, rec, ok, st.wantMaster)
 			}

@@ -91,11 +91,11 @@ func TestNoLeaderAnswers503(t *testing.T) {
 				})
 			}
 
-			rec, ok := survivor.Store().Record("orders")
+			rec, ok := survivor.FSM().Record("orders")
 			if !ok || rec.Master.HostPort() != "10.0.0.5:3306" || rec.Epoch != seed.Epoch {
 				t.Errorf("survivor holds orders = %+v (found %v), want 10.0.0.5:3306 at epoch %d", rec, ok, seed.Epoch)
 			}
-			if _, ok := survivor.Store().Record("fresh"); ok {
+			if _, ok := survivor.FSM().Record("fresh"); ok {
 				t.Errorf("survivor holds fresh, want nothing committed without a leader")
 			}
 			if got := survivor.Raft().LastIndex(); got != lastIndex {

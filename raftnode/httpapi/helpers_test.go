@@ -76,7 +76,7 @@ func newAPICluster(t *testing.T, o clusterOptions) *apiCluster {
 	c.raft = nodetest.New(t, n, nodetest.Options{HTTPAddrs: c.urls, Tune: tune})
 	discard := slog.New(slog.NewTextHandler(io.Discard, nil))
 	for i, nd := range c.raft.Nodes {
-		c.srvs[i].Config.Handler = httpapi.New(nd, nd.Store(), httpapi.Options{
+		c.srvs[i].Config.Handler = httpapi.New(nd, nd.FSM(), httpapi.Options{
 			Layout:     discovery.NewLayout("mysql/master", true),
 			Tokens:     []string{token, rotatedToken},
 			Resolver:   o.resolver,
@@ -332,7 +332,7 @@ func (c *apiCluster) waitRecord(t *testing.T, alias, master string, epoch uint64
 			if n == nil {
 				continue
 			}
-			rec, ok := n.Store().Record(alias)
+			rec, ok := n.FSM().Record(alias)
 			if !ok || rec.Master.HostPort() != master || rec.Epoch != epoch {
 				return false
 			}
@@ -372,7 +372,7 @@ func (c *apiCluster) assertRecordEverywhere(t *testing.T, alias, master string, 
 		if n == nil {
 			continue
 		}
-		rec, ok := n.Store().Record(alias)
+		rec, ok := n.FSM().Record(alias)
 		if !ok {
 			t.Errorf("%s: no record for %s, want %s at epoch %d", n.ID(), alias, master, epoch)
 			continue

@@ -188,7 +188,7 @@ func TestBadInputCommitsNothing(t *testing.T) {
 				}
 				c.assertNoNewEntry(t, leaderID, before)
 				for _, n := range c.running() {
-					if got := n.Store().Len(); got != 1 {
+					if got := n.FSM().Len(); got != 1 {
 						t.Errorf("%s holds %d clusters, want only the seed", n.ID(), got)
 					}
 				}

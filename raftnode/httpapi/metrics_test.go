@@ -21,7 +21,7 @@ func TestMetricsNeedsToken(t *testing.T) {
 	g := nodetest.New(t, 1, nodetest.Options{})
 	m := metrics.New()
 	m.Register(metrics.NewStatusCollector(g.Nodes[0], func() []publish.Status { return nil }))
-	srv := httptest.NewServer(httpapi.New(g.Nodes[0], g.Nodes[0].Store(), httpapi.Options{
+	srv := httptest.NewServer(httpapi.New(g.Nodes[0], g.Nodes[0].FSM(), httpapi.Options{
 		Layout: discovery.NewLayout("mysql/master", true), Tokens: []string{"tok"}, Metrics: m.Handler(),
 		Logger: slog.New(slog.DiscardHandler),
 	}))

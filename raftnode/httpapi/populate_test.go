@@ -43,7 +43,7 @@ func TestPopulateInjectsOnce(t *testing.T) {
 		{"cluster":"billing","host":"db-2.example.com","port":"3307","ipv4":"10.0.0.6"}]}`,
 		populateAnswer{Checked: 2, Submitted: 2})
 	// The leader answered, so its store is up to date.
-	orders, _ := c.raft.WaitLeader().Store().Record("orders")
+	orders, _ := c.raft.WaitLeader().FSM().Record("orders")
 	if orders.Epoch == 0 || orders.Source != command.Populate || orders.Master.IPv4 != "10.0.0.5" {
 		t.Fatalf("orders = %+v, want a populated record with ipv4 10.0.0.5", orders)
 	}
@@ -75,7 +75,7 @@ func TestPopulateInjectsOnce(t *testing.T) {
 			c.assertRecordEverywhere(t, "orders", "10.0.0.5:3306", orders.Epoch)
 			c.assertRecordEverywhere(t, "billing", "db-2.example.com:3307", orders.Epoch)
 			if tc.added != "" {
-				rec, ok := c.raft.WaitLeader().Store().Record(tc.added)
+				rec, ok := c.raft.WaitLeader().FSM().Record(tc.added)
 				if !ok || rec.Epoch <= orders.Epoch {
 					t.Fatalf("%s = %+v (found %v), want it injected after epoch %d", tc.added, rec, ok, orders.Epoch)
 				}
@@ -143,7 +143,7 @@ func TestPopulateInvalidCommitsNothing(t *testing.T) {
 				mustAPIError(t, r, tc.status, tc.field, tc.contains...)
 				c.assertNoNewEntry(t, leaderID, before)
 				for _, n := range c.running() {
-					if got := n.Store().Len(); got != 1 {
+					if got := n.FSM().Len(); got != 1 {
 						t.Errorf("%s holds %d clusters, want only the seed", n.ID(), got)
 					}
 				}
@@ -176,7 +176,7 @@ func TestPopulateRetryIsIdempotent(t *testing.T) {
 	c := newAPICluster(t, clusterOptions{})
 	const body = `{"masters":[{"cluster":"orders","host":"10.0.0.5","port":3306}]}`
 	c.mustPopulate(t, c.follower(t), body, populateAnswer{Checked: 1, Submitted: 1}, "Idempotency-Key", "pop-1")
-	orders, _ := c.raft.WaitLeader().Store().Record("orders")
+	orders, _ := c.raft.WaitLeader().FSM().Record("orders")
 	c.waitRecord(t, "orders", "10.0.0.5:3306", orders.Epoch)
 	for _, tg := range c.targets(t) {
 		t.Run(tg.name, func(t *testing.T) {
@@ -200,7 +200,7 @@ func TestPopulateRetryOfManyIsIdempotent(t *testing.T) {
 	}
 	body := `{"masters":[` + strings.Join(masters, ",") + `]}`
 	c.mustPopulate(t, c.follower(t), body, populateAnswer{Checked: n, Submitted: n}, "Idempotency-Key", "pop-many")
-	rec, _ := c.raft.WaitLeader().Store().Record("p00")
+	rec, _ := c.raft.WaitLeader().FSM().Record("p00")
 	c.waitRecord(t, "p00", "10.0.2.1:3306", rec.Epoch)
 	for _, tg := range c.targets(t) {
 		t.Run(tg.name, func(t *testing.T) {

@@ -46,7 +46,7 @@ func TestReadMasters(t *testing.T) {
 	fo := c.mustFailover(t, c.follower(t), `{"cluster":"db-1:3306","host":"10.0.0.5","port":3306}`, "Idempotency-Key", "r-1")
 	c.mustPopulate(t, c.leader(t), `{"masters":[{"cluster":"alpha","host":"db-2.example.com","port":3307,"ipv6":"fd00::2"}]}`, populateAnswer{Checked: 1, Submitted: 1})
 	// The leader answered, so its store holds both; wait for the others.
-	alpha, _ := c.raft.WaitLeader().Store().Record("alpha")
+	alpha, _ := c.raft.WaitLeader().FSM().Record("alpha")
 	c.waitRecord(t, "db-1:3306", "10.0.0.5:3306", fo.Epoch)
 	c.waitRecord(t, "alpha", "db-2.example.com:3307", alpha.Epoch)
 	wantDB := recordView{

@@ -37,7 +37,7 @@ func newDevNode(t *testing.T) (*node.Node, string) {
 		t.Fatalf("start node: %v", err)
 	}
 	t.Cleanup(func() { _ = n.Close() })
-	srv.Config.Handler = httpapi.New(n, n.Store(), httpapi.Options{
+	srv.Config.Handler = httpapi.New(n, n.FSM(), httpapi.Options{
 		Layout: discovery.NewLayout("mysql/master", true), Tokens: []string{token},
 		Now: func() time.Time { return fixedNow }, Logger: discard,
 	})
@@ -70,7 +70,7 @@ func TestWriteDuringFirstElection(t *testing.T) {
 		t.Errorf("receipt = %+v, want mycluster = 10.0.0.12:3306, a fresh commit", rc)
 	}
 	t.Logf("committed %s after the request was sent, during the first election", time.Since(start).Round(time.Millisecond))
-	if rec, ok := n.Store().Record("mycluster"); !ok || rec.Epoch != rc.Epoch {
+	if rec, ok := n.FSM().Record("mycluster"); !ok || rec.Epoch != rc.Epoch {
 		t.Errorf("store holds %+v (found %v), want epoch %d", rec, ok, rc.Epoch)
 	}
 

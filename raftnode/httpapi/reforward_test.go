@@ -110,7 +110,7 @@ func TestForwardFollowsNewLeader(t *testing.T) {
 		if i == old {
 			continue
 		}
-		if rec, ok := n.Store().Record("orders"); !ok || rec.Epoch != rc.Epoch || rec.RequestID != "during-freeze" {
+		if rec, ok := n.FSM().Record("orders"); !ok || rec.Epoch != rc.Epoch || rec.RequestID != "during-freeze" {
 			t.Errorf("%s holds orders = %+v, want epoch %d from during-freeze", n.ID(), rec, rc.Epoch)
 		}
 	}
@@ -216,7 +216,7 @@ func TestReforwardCommitsOnce(t *testing.T) {
 				if i == old {
 					continue
 				}
-				rec, ok := n.Store().Record("orders")
+				rec, ok := n.FSM().Record("orders")
 				if !ok || rec.Epoch != first.Epoch || rec.Master.HostPort() != "10.0.0.6:3306" {
 					t.Errorf("%s holds orders = %+v, want 10.0.0.6:3306 at epoch %d, committed once", n.ID(), rec, first.Epoch)
 				}

@@ -39,7 +39,7 @@ func TestPopulateResolutionIsBounded(t *testing.T) {
 	c.mustPopulate(t, c.leader(t), `{"masters":[`+strings.Join(masters, ",")+`]}`, populateAnswer{Checked: n, Submitted: n})
 	took := time.Since(start)
 	t.Logf("populate of %d unresolvable names answered after %s (%d lookups)", n, took.Round(time.Millisecond), res.lookups.Load())
-	rec, ok := c.raft.WaitLeader().Store().Record("r399")
+	rec, ok := c.raft.WaitLeader().FSM().Record("r399")
 	if !ok || rec.Master.Host != "db-399.unresolvable.example" || rec.Master.IPv4 != "" || rec.Master.IPv6 != "" {
 		t.Errorf("r399 = %+v, %v; want committed without addresses", rec, ok)
 	}

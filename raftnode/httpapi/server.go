@@ -42,7 +42,7 @@ type CrossDC interface {
 	Status() any
 }
 
-// Masters reads the internal master store.
+// Masters reads the FSM's records.
 type Masters interface {
 	Record(alias string) (fsm.Record, bool)
 	Records() []fsm.Record

@@ -144,7 +144,7 @@ func TestSubmitMastersToKVStores(t *testing.T) {
 			leader := c.raft.WaitLeader()
 			var prev uint64
 			for _, cl := range tc.want {
-				rec, _ := leader.Store().Record(cl.alias)
+				rec, _ := leader.FSM().Record(cl.alias)
 				prev = max(prev, rec.Epoch)
 			}
 			ans := mustOrchestratorAnswer(t, c.do(t, tc.node, tc.method, tc.path, ""), http.StatusOK, "OK")
@@ -177,7 +177,7 @@ func TestSubmitMastersToKVStores(t *testing.T) {
 			}
 			for _, cl := range tc.want {
 				c.waitRecord(t, cl.alias, cl.master, epoch)
-				if rec, _ := leader.Store().Record(cl.alias); rec.Source != command.Submit {
+				if rec, _ := leader.FSM().Record(cl.alias); rec.Source != command.Submit {
 					t.Errorf("%s source = %s, want submit", cl.alias, rec.Source)
 				}
 			}
@@ -233,7 +233,7 @@ func TestSubmitIdempotencyKey(t *testing.T) {
 	c.waitRecord(t, "alpha", "10.0.0.5:3306", seed.Epoch)
 	first := mustOrchestratorAnswer(t, c.do(t, c.follower(t), "POST", "/api/submit-masters-to-kv-stores", "", "Idempotency-Key", "sub-1"), http.StatusOK, "OK")
 	lines := kvLines(t, first.Details)
-	rec, _ := c.raft.WaitLeader().Store().Record("alpha")
+	rec, _ := c.raft.WaitLeader().FSM().Record("alpha")
 	c.waitRecord(t, "alpha", "10.0.0.5:3306", rec.Epoch)
 	for _, tg := range c.targets(t) {
 		t.Run(tg.name, func(t *testing.T) {
@@ -264,7 +264,7 @@ func TestSubmitIdempotencyKeyLarge(t *testing.T) {
 	if got := len(kvLines(t, first.Details)); got != 6*n {
 		t.Fatalf("first submit listed %d pairs, want %d", got, 6*n)
 	}
-	rec, _ := c.raft.WaitLeader().Store().Record("c00")
+	rec, _ := c.raft.WaitLeader().FSM().Record("c00")
 	c.waitRecord(t, "c00", "10.0.1.1:3306", rec.Epoch)
 	for _, tg := range c.targets(t) {
 		t.Run(tg.name, func(t *testing.T) {
@@ -342,7 +342,7 @@ func TestSubmitWaitAll(t *testing.T) {
 	c := newAPICluster(t, clusterOptions{})
 	c.mustPopulate(t, c.leader(t), `{"masters":[{"cluster":"a","host":"10.0.3.1","port":3306},{"cluster":"b","host":"10.0.3.2","port":3306}]}`,
 		populateAnswer{Checked: 2, Submitted: 2})
-	rec, _ := c.raft.WaitLeader().Store().Record("b")
+	rec, _ := c.raft.WaitLeader().FSM().Record("b")
 	c.waitRecord(t, "b", "10.0.3.2:3306", rec.Epoch) // every node holds both
 	for _, path := range []string{"/api/submit-masters-to-kv-stores?wait=all", "/api/submit-masters-to-kv-stores/a?wait=all"} {
 		t.Run(path, func(t *testing.T) {

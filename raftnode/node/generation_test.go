@@ -110,7 +110,7 @@ func publishAll(t *testing.T, c *nodetest.Cluster, open func() []genStore, o gua
 		wg.Add(1)
 		go func() { defer wg.Done(); gens.Run(ctx) }()
 		for _, s := range stores {
-			p := publish.New(s, n.Store(), publish.Config{
+			p := publish.New(s, n.FSM(), publish.Config{
 				Layout: genLayout, Ready: n.CaughtUp, RetryMin: 50 * time.Millisecond, RetryMax: 500 * time.Millisecond,
 				Observe: gens.ObserveWrite, Logger: genQuiet,
 			})
@@ -272,7 +272,7 @@ func TestRebuiltGroupWaitsForVoters(t *testing.T) {
 	})
 	holdsFor(t, time.Second, "the stores keep the old master while no rebase commits", func() bool {
 		for _, n := range c.Nodes {
-			if n.Store().Generation().Index != 0 {
+			if n.FSM().Generation().Index != 0 {
 				return false
 			}
 		}
@@ -387,7 +387,7 @@ func TestNoStoreReadableNoRebase(t *testing.T) {
 		return false
 	})
 	for _, n := range c.Nodes {
-		if g := n.Store().Generation(); g.Index != 0 {
+		if g := n.FSM().Generation(); g.Index != 0 {
 			t.Errorf("%s: generation %+v after a survey that read no store, want none", n.ID(), g)
 		}
 	}

@@ -188,8 +188,8 @@ func (n *Node) membership(t raft.Transport) raft.Configuration {
 // ID returns the node's raft server ID.
 func (n *Node) ID() string { return n.cfg.ID }
 
-// Store returns the internal master store, for reads.
-func (n *Node) Store() *fsm.FSM { return n.fsm }
+// FSM returns the replicated state machine that holds every cluster's record, for reads.
+func (n *Node) FSM() *fsm.FSM { return n.fsm }
 
 // Raft returns the raft instance, for tests and status.
 func (n *Node) Raft() *raft.Raft { return n.raft }

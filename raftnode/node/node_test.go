@@ -288,11 +288,11 @@ func TestLeaderLossAndReelection(t *testing.T) {
 			if got := back.Raft().LastIndex(); got < oldLast {
 				t.Errorf("restarted %s has last index %d, want at least %d: its log was not kept", back.ID(), got, oldLast)
 			}
-			if got := back.Store().Restores(); got != tc.wantRestores {
+			if got := back.FSM().Restores(); got != tc.wantRestores {
 				t.Errorf("restarted %s restored %d snapshots, want %d", back.ID(), got, tc.wantRestores)
 			}
 			if tc.wantRestores > 0 {
-				if got := back.Store().Records(); !reflect.DeepEqual(got, oldRecords) {
+				if got := back.FSM().Records(); !reflect.DeepEqual(got, oldRecords) {
 					t.Errorf("restarted %s before rejoining holds\n %+v\nwant what it had\n %+v", back.ID(), got, oldRecords)
 				}
 			} else if back.CaughtUp() {
@@ -302,7 +302,7 @@ func TestLeaderLossAndReelection(t *testing.T) {
 			c.Rejoin(oi)
 			c.WaitRecords(want.list())
 			waitFor(t, 5*time.Second, back.ID()+" reporting caught up", back.CaughtUp)
-			if r, _ := back.Store().Record("c0"); r.Epoch != after.Index || r.Master.Host != "db0b" {
+			if r, _ := back.FSM().Record("c0"); r.Epoch != after.Index || r.Master.Host != "db0b" {
 				t.Errorf("restarted %s holds c0 = %+v, want db0b with epoch %d", back.ID(), r, after.Index)
 			}
 		})
@@ -341,14 +341,14 @@ func TestPartitionedFollowerCatchesUpByLog(t *testing.T) {
 		return f.Raft().LastIndex() < first.Index
 	})
 	for _, name := range []string{"p0", "p1"} {
-		if r, ok := f.Store().Record(name); ok {
+		if r, ok := f.FSM().Record(name); ok {
 			t.Fatalf("isolated %s holds %+v", f.ID(), r)
 		}
 	}
 
 	c.Rejoin(fi)
 	c.WaitRecords(want.list())
-	if got := f.Store().Restores(); got != 0 {
+	if got := f.FSM().Restores(); got != 0 {
 		t.Errorf("%s restored %d snapshots, want 0: it should catch up from the log", f.ID(), got)
 	}
 }
@@ -379,7 +379,7 @@ func TestPartitionedFollowerCatchesUpBySnapshot(t *testing.T) {
 	}
 	c.Isolate(fi)
 	fLast := f.Raft().LastIndex()
-	restores := f.Store().Restores()
+	restores := f.FSM().Restores()
 
 	var cmds []command.Command
 	var results []fsm.Result
@@ -408,7 +408,7 @@ func TestPartitionedFollowerCatchesUpBySnapshot(t *testing.T) {
 
 	c.Rejoin(fi)
 	waitFor(t, 15*time.Second, f.ID()+" installing a snapshot", func() bool {
-		return f.Store().Restores() > restores
+		return f.FSM().Restores() > restores
 	})
 	c.WaitRecords(want.list())
 
@@ -627,7 +627,7 @@ func TestProposeIdempotency(t *testing.T) {
 			t.Fatalf("one step before the ttl: result %+v, err %v; want the key still remembered (a duplicate of index %d)", res, err, first.Index)
 		}
 		reuse := failover("req-1", "c2", "db2", 3306, "", expiry)
-		if _, known, err := leader.Store().Lookup(reuse); known || err != nil {
+		if _, known, err := leader.FSM().Lookup(reuse); known || err != nil {
 			t.Fatalf("store check of the reuse: known %v, err %v; want the key forgotten on the clock the reuse moves to", known, err)
 		}
 		res, err := leader.Propose(ctx, reuse)
@@ -723,7 +723,7 @@ func TestCaughtUpMeansStoreCaughtUp(t *testing.T) {
 	c.Stop(fi)
 	back := c.RestartIsolated(fi)
 	if back.CaughtUp() {
-		t.Fatalf("isolated restarted node reports CaughtUp with %d of 300 clusters", back.Store().Len())
+		t.Fatalf("isolated restarted node reports CaughtUp with %d of 300 clusters", back.FSM().Len())
 	}
 	c.Rejoin(fi)
 	deadline := time.Now().Add(10 * time.Second)
@@ -733,7 +733,7 @@ func TestCaughtUpMeansStoreCaughtUp(t *testing.T) {
 		}
 		time.Sleep(time.Millisecond)
 	}
-	if got := back.Store().Records(); !reflect.DeepEqual(got, want.list()) {
+	if got := back.FSM().Records(); !reflect.DeepEqual(got, want.list()) {
 		t.Fatalf("CaughtUp true but the store holds %d of 300 clusters", len(got))
 	}
 }

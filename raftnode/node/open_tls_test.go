@@ -51,7 +51,7 @@ func TestRaftTransportMutualTLS(t *testing.T) {
 		t.Fatalf("propose over mutual TLS: %v", err)
 	}
 	for _, n := range nodes {
-		waitFor(t, 10*time.Second, n.ID()+" to apply c1", func() bool { _, ok := n.Store().Record("c1"); return ok })
+		waitFor(t, 10*time.Second, n.ID()+" to apply c1", func() bool { _, ok := n.FSM().Record("c1"); return ok })
 	}
 
 	before := leader.Status()

@@ -193,7 +193,7 @@ func (c *Cluster) WaitApplied(index uint64) {
 	for time.Now().Before(deadline) {
 		done := true
 		for _, n := range c.Nodes {
-			if n != nil && n.Store().AppliedIndex() < index {
+			if n != nil && n.FSM().AppliedIndex() < index {
 				done = false
 			}
 		}
@@ -204,7 +204,7 @@ func (c *Cluster) WaitApplied(index uint64) {
 	}
 	for _, n := range c.Nodes {
 		if n != nil {
-			c.t.Logf("%s applied %d", n.ID(), n.Store().AppliedIndex())
+			c.t.Logf("%s applied %d", n.ID(), n.FSM().AppliedIndex())
 		}
 	}
 	c.t.Fatalf("not every node applied index %d within 10s", index)
@@ -241,7 +241,7 @@ func (c *Cluster) WaitAppliedBy(index uint64, nodes ...int) {
 	for {
 		done := true
 		for _, i := range nodes {
-			if n := c.Nodes[i]; n == nil || n.Store().AppliedIndex() < index {
+			if n := c.Nodes[i]; n == nil || n.FSM().AppliedIndex() < index {
 				done = false
 			}
 		}
@@ -255,7 +255,7 @@ func (c *Cluster) WaitAppliedBy(index uint64, nodes ...int) {
 	}
 	for _, i := range nodes {
 		if n := c.Nodes[i]; n != nil {
-			c.t.Logf("%s applied %d", n.ID(), n.Store().AppliedIndex())
+			c.t.Logf("%s applied %d", n.ID(), n.FSM().AppliedIndex())
 		}
 	}
 	c.t.Fatalf("nodes %v did not apply index %d within 10s", nodes, index)
@@ -276,7 +276,7 @@ func (c *Cluster) WaitRecords(want []fsm.Record, nodes ...int) {
 	}
 	match := func(i int) bool {
 		n := c.Nodes[i]
-		return n != nil && reflect.DeepEqual(n.Store().Records(), want)
+		return n != nil && reflect.DeepEqual(n.FSM().Records(), want)
 	}
 	deadline := time.Now().Add(15 * time.Second)
 	for {
@@ -301,7 +301,7 @@ func (c *Cluster) WaitRecords(want []fsm.Record, nodes ...int) {
 		if n := c.Nodes[i]; n == nil {
 			c.t.Errorf("node%d is not running", i)
 		} else {
-			c.t.Errorf("%s (applied index %d) holds\n %+v\nwant\n %+v", n.ID(), n.Raft().AppliedIndex(), n.Store().Records(), want)
+			c.t.Errorf("%s (applied index %d) holds\n %+v\nwant\n %+v", n.ID(), n.Raft().AppliedIndex(), n.FSM().Records(), want)
 		}
 	}
 	c.t.Fatalf("nodes %v do not hold the wanted records within 15s", nodes)

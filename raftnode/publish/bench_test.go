@@ -233,7 +233,7 @@ func newBenchGroup(b *testing.B, tune func(*raft.Config)) *benchGroup {
 		var wg sync.WaitGroup
 		var pubs []httpapi.Publisher
 		for _, s := range []publish.Store{zs, cs} {
-			p := publish.New(s, n.Store(), publish.Config{
+			p := publish.New(s, n.FSM(), publish.Config{
 				Layout: benchLayout, Ready: n.CaughtUp, RetryMin: 50 * time.Millisecond, RetryMax: time.Second, Logger: quiet,
 			})
 			g.pubs[i] = append(g.pubs[i], p)
@@ -243,7 +243,7 @@ func newBenchGroup(b *testing.B, tune func(*raft.Config)) *benchGroup {
 		}
 		b.Cleanup(func() { cancel(); wg.Wait(); zs.Close() })
 		srv := g.servers[i]
-		srv.Config.Handler = httpapi.New(n, n.Store(), httpapi.Options{
+		srv.Config.Handler = httpapi.New(n, n.FSM(), httpapi.Options{
 			Layout: benchLayout, Publishers: pubs, ReceiptTimeout: 3 * time.Second, WaitAllTimeout: 5 * time.Second, Logger: quiet,
 		})
 		srv.Start()

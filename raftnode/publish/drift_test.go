@@ -29,7 +29,7 @@ func TestDrift(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			p := publish.New(cs, n.Store(), publish.Config{
+			p := publish.New(cs, n.FSM(), publish.Config{
 				Layout: layout, Ready: n.CaughtUp, DriftInterval: 200 * time.Millisecond, DriftRepair: repair, Logger: quiet,
 			})
 			ctx, cancel := context.WithCancel(context.Background())

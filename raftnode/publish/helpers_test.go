@@ -92,7 +92,7 @@ func (g *group) startPublishers(i int) {
 	var wg sync.WaitGroup
 	g.pubs[i] = nil
 	for _, s := range []publish.Store{zs, cs} {
-		p := publish.New(s, n.Store(), publish.Config{
+		p := publish.New(s, n.FSM(), publish.Config{
 			Layout: g.layout, Ready: n.CaughtUp, RetryMin: 50 * time.Millisecond, RetryMax: time.Second, Logger: quiet,
 		})
 		g.pubs[i] = append(g.pubs[i], p)

@@ -34,7 +34,7 @@ func TestReceipts(t *testing.T) {
 		for j, p := range g.pubs[i] {
 			pubs[j] = p
 		}
-		srv.Config.Handler = httpapi.New(g.raft.Nodes[i], g.raft.Nodes[i].Store(), httpapi.Options{
+		srv.Config.Handler = httpapi.New(g.raft.Nodes[i], g.raft.Nodes[i].FSM(), httpapi.Options{
 			Layout: layout, Publishers: pubs, ReceiptTimeout: 3 * time.Second, WaitAllTimeout: 5 * time.Second, Logger: quiet,
 		})
 		srv.Start()
