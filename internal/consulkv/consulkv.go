@@ -79,7 +79,7 @@ type Store struct {
 	maxOps      int
 	concurrency int
 	timeout     time.Duration
-	written     *written // consul-txn only; one per datacenter
+	lastWrites  *lastWrites // consul-txn only; one per datacenter
 	// lists admits one recursive listing at a time through this agent
 	// connection, across datacenters (see list).
 	lists chan struct{}
@@ -140,7 +140,7 @@ func New(cfg Config) (*Store, error) {
 	return &Store{
 		client: client, dc: cfg.Datacenter, provider: cfg.Provider,
 		maxOps: cfg.MaxOpsPerTxn, concurrency: cfg.Concurrency, timeout: cfg.Timeout,
-		written: newWritten(), lists: make(chan struct{}, 1),
+		lastWrites: newLastWrites(), lists: make(chan struct{}, 1),
 		raw: newRawLister(apiCfg),
 	}, nil
 }
@@ -150,7 +150,7 @@ func New(cfg Config) (*Store, error) {
 func (s *Store) ForDatacenter(dc string) *Store {
 	c := *s
 	c.dc = dc
-	c.written = newWritten()
+	c.lastWrites = newLastWrites()
 	return &c
 }
 

@@ -251,7 +251,7 @@ func (s *Store) Survey(ctx context.Context, clusters []kvstore.Cluster) ([]bool,
 	for i, c := range clusters {
 		same[i] = !slices.Contains(equal[start[i]:start[i+1]], false)
 		if same[i] && s.provider == ProviderTxn {
-			s.written.rememberAt(c, indexes[start[i]:start[i+1]])
+			s.lastWrites.rememberAt(c, indexes[start[i]:start[i+1]])
 		}
 	}
 	return same, nil

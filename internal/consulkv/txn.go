@@ -226,11 +226,11 @@ func (s *Store) writeTxn(ctx context.Context, clusters []kvstore.Cluster) []kvst
 		var toRead []int // positions in pending
 		for j, i := range pending {
 			if round == 0 {
-				if o, ok := s.written.planWritten(clusters[i]); ok {
+				if o, ok := s.lastWrites.planFromLastWrite(clusters[i]); ok {
 					ops[j], sizes[j] = o, len(o)
 					continue
 				}
-				if o, ok := s.written.planCreate(clusters[i]); ok {
+				if o, ok := s.lastWrites.planCreate(clusters[i]); ok {
 					ops[j], sizes[j], created[j] = o, len(o), true
 					continue
 				}
@@ -271,10 +271,10 @@ func (s *Store) writeTxn(ctx context.Context, clusters []kvstore.Cluster) []kvst
 			probe := toRead[:probeClusters]
 			toRead = toRead[probeClusters:]
 			if absent := readPlan(probe); absent > len(probe)/2 {
-				s.written.createFirst.Store(true)
+				s.lastWrites.createFirst.Store(true)
 				var rest []int
 				for _, j := range toRead {
-					if o, ok := s.written.planCreate(clusters[pending[j]]); ok {
+					if o, ok := s.lastWrites.planCreate(clusters[pending[j]]); ok {
 						ops[j], sizes[j], created[j] = o, len(o), true
 						continue
 					}
@@ -290,7 +290,7 @@ func (s *Store) writeTxn(ctx context.Context, clusters []kvstore.Cluster) []kvst
 				// just failed on; and not when only some are absent, or
 				// batches mixing absent and existing clusters would keep
 				// turning it on and having whole transactions refused.
-				s.written.createFirst.Store(true)
+				s.lastWrites.createFirst.Store(true)
 			}
 		}
 		groups := pack(sizes, limit)
@@ -313,21 +313,21 @@ func (s *Store) writeTxn(ctx context.Context, clusters []kvstore.Cluster) []kvst
 			mu.Lock()
 			defer mu.Unlock()
 			if errors.Is(err, errConflict) && slices.ContainsFunc(groups[g], func(j int) bool { return created[j] }) {
-				s.written.createFirst.Store(false) // this datacenter already holds clusters
+				s.lastWrites.createFirst.Store(false) // this datacenter already holds clusters
 			}
 			for _, j := range groups[g] {
 				i := pending[j]
 				c := clusters[i]
 				switch {
 				case errors.Is(err, errConflict):
-					s.written.forget(c.Alias)
+					s.lastWrites.forget(c.Alias)
 					again = append(again, i)
 					out[i] = kvstore.Outcome{Alias: c.Alias, Epoch: c.Epoch, Err: err}
 				case err != nil:
-					s.written.forget(c.Alias)
+					s.lastWrites.forget(c.Alias)
 					out[i] = kvstore.Outcome{Alias: c.Alias, Epoch: c.Epoch, Err: err}
 				default:
-					s.written.remember(c, indexes)
+					s.lastWrites.remember(c, indexes)
 					out[i] = kvstore.Outcome{Alias: c.Alias, Epoch: c.Epoch, Status: kvstore.Written, Keys: countSets(ops[j])}
 				}
 			}
@@ -423,7 +423,7 @@ func (s *Store) Read(ctx context.Context, clusters []kvstore.Cluster) (map[strin
 			// What was read is exactly c: plan its next change from it,
 			// as from a write of our own (after a restart, this spares
 			// the first failover of every cluster a read).
-			s.written.rememberStored(c, st[i])
+			s.lastWrites.rememberStored(c, st[i])
 		}
 	}
 	return out, nil

@@ -20,7 +20,7 @@ type znode struct {
 	version int32
 	// czxid and cversion identify the znode and its set of children; a
 	// plan from the record checks them on the main znode (see
-	// writtenCluster).
+	// lastWrite).
 	czxid    int64
 	cversion int32
 }

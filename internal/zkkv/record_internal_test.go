@@ -68,9 +68,9 @@ func TestRecordMatchesTheServer(t *testing.T) {
 				if err != nil {
 					t.Fatalf("%s: read: %v", step.name, err)
 				}
-				s.writtenMu.Lock()
-				wc, ok := s.written[c.Alias]
-				s.writtenMu.Unlock()
+				s.lastWritesMu.Lock()
+				wc, ok := s.lastWrites[c.Alias]
+				s.lastWritesMu.Unlock()
 				if !ok {
 					t.Fatalf("%s: no record after a written cluster", step.name)
 				}

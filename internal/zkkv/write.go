@@ -214,7 +214,7 @@ func (s *Store) writeCluster(ctx context.Context, c kvstore.Cluster) kvstore.Out
 // znode is deleted and created again, so a version check alone cannot tell
 // the znode this store wrote from one recreated since, by hand or by
 // another writer with a newer epoch, at the same version. The main
-// znode's Czxid and Cversion tell (see writtenCluster), in every layout,
+// znode's Czxid and Cversion tell (see lastWrite), in every layout,
 // the strict one included. That holds down to the moment between this
 // read and the multi, which is the window of a full read too: no multi op
 // checks a Cversion, so a child recreated in that moment is as if
@@ -224,9 +224,9 @@ func (s *Store) writeCluster(ctx context.Context, c kvstore.Cluster) kvstore.Out
 // err is the read's error, for the caller to notice an unreachable
 // ensemble.
 func (s *Store) planFromWritten(ctx context.Context, c kvstore.Cluster) (ops []any, st stored, ok bool, err error) {
-	s.writtenMu.Lock()
-	wc, known := s.written[c.Alias]
-	s.writtenMu.Unlock()
+	s.lastWritesMu.Lock()
+	wc, known := s.lastWrites[c.Alias]
+	s.lastWritesMu.Unlock()
 	if !known || len(wc.data) != len(c.Pairs) {
 		return nil, nil, false, nil
 	}
@@ -256,7 +256,7 @@ func (s *Store) planFromWritten(ctx context.Context, c kvstore.Cluster) (ops []a
 // remember records the znodes as a successful multi of ops left them;
 // main carries the main znode's Czxid and Cversion after it.
 func (s *Store) remember(c kvstore.Cluster, before stored, ops []any, main znode) {
-	after := writtenCluster{
+	after := lastWrite{
 		data: make([]string, len(c.Pairs)), versions: make([]int32, len(c.Pairs)),
 		czxid: main.czxid, cversion: main.cversion,
 	}
@@ -275,15 +275,15 @@ func (s *Store) remember(c kvstore.Cluster, before stored, ops []any, main znode
 		// The set that followed the main znode's create (writeCluster).
 		after.versions[0] = 1
 	}
-	s.writtenMu.Lock()
-	s.written[c.Alias] = after
-	s.writtenMu.Unlock()
+	s.lastWritesMu.Lock()
+	s.lastWrites[c.Alias] = after
+	s.lastWritesMu.Unlock()
 }
 
 func (s *Store) forget(alias string) {
-	s.writtenMu.Lock()
-	delete(s.written, alias)
-	s.writtenMu.Unlock()
+	s.lastWritesMu.Lock()
+	delete(s.lastWrites, alias)
+	s.lastWritesMu.Unlock()
 }
 
 // conflict reports a multi refused because the znodes changed since they

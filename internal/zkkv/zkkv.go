@@ -55,11 +55,11 @@ type Store struct {
 	// full read (or a refused multi and then one). It never decides an
 	// outcome by itself: an "unchanged" plan is always confirmed by a full
 	// read.
-	writtenMu sync.Mutex
-	written   map[string]writtenCluster
+	lastWritesMu sync.Mutex
+	lastWrites   map[string]lastWrite
 }
 
-// writtenCluster is compact (slices aligned with the cluster's pairs) since
+// lastWrite is compact (slices aligned with the cluster's pairs) since
 // one is kept per cluster.
 //
 // Versions alone cannot vouch for a znode: one deleted and created again
@@ -69,7 +69,7 @@ type Store struct {
 // every child created or deleted under it). With both unchanged, every
 // child is the very znode the last multi left, and the versions checked in
 // the next multi cover all that can have happened to it since.
-type writtenCluster struct {
+type lastWrite struct {
 	data     []string
 	versions []int32
 	czxid    int64
@@ -112,7 +112,7 @@ func New(cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("zookeeper connect: %w", err)
 	}
-	s := &Store{conn: conn, chroot: chroot, opTimeout: cfg.OpTimeout, concurrency: cfg.Concurrency, written: map[string]writtenCluster{}}
+	s := &Store{conn: conn, chroot: chroot, opTimeout: cfg.OpTimeout, concurrency: cfg.Concurrency, lastWrites: map[string]lastWrite{}}
 	if cfg.Auth != "" {
 		s.auth = []byte(cfg.Auth)
 		s.acl = append(zk.WorldACL(zk.PermRead), zk.AuthACL(zk.PermAll)...)

@@ -19,9 +19,9 @@ import (
 // remembered. Anything else (a hand edit, a delete, another writer) refuses
 // it and the cluster is read for real. It never decides an outcome alone:
 // "unchanged" and "stale" are only ever concluded from a read.
-type written struct {
+type lastWrites struct {
 	mu sync.Mutex
-	m  map[string]writtenCluster
+	m  map[string]lastWrite
 	// createFirst: clusters this store has no record of are first tried
 	// with a create-only write (cas at index 0 on every key), which needs
 	// no read and commits only if none of their keys exists. It starts
@@ -34,17 +34,17 @@ type written struct {
 	createFirst atomic.Bool
 }
 
-// writtenCluster is compact (two slices aligned with the cluster's pairs,
+// lastWrite is compact (two slices aligned with the cluster's pairs,
 // not a map) because it is kept for every cluster: 10,000 clusters must fit
 // a node's memory budget.
-type writtenCluster struct {
+type lastWrite struct {
 	values  []string
 	indexes []uint64
 }
 
-func newWritten() *written { return &written{m: map[string]writtenCluster{}} }
+func newLastWrites() *lastWrites { return &lastWrites{m: map[string]lastWrite{}} }
 
-func (w *written) forget(alias string) {
+func (w *lastWrites) forget(alias string) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	delete(w.m, alias)
@@ -53,8 +53,8 @@ func (w *written) forget(alias string) {
 // remember records c as written by a transaction whose results carry the
 // ModifyIndex of every key of c; a cluster with a key missing from the
 // results is forgotten instead.
-func (w *written) remember(c kvstore.Cluster, results map[string]uint64) {
-	wc := writtenCluster{values: make([]string, len(c.Pairs)), indexes: make([]uint64, len(c.Pairs))}
+func (w *lastWrites) remember(c kvstore.Cluster, results map[string]uint64) {
+	wc := lastWrite{values: make([]string, len(c.Pairs)), indexes: make([]uint64, len(c.Pairs))}
 	for i, p := range c.Pairs {
 		idx, ok := results[p.Key]
 		if !ok {
@@ -70,7 +70,7 @@ func (w *written) remember(c kvstore.Cluster, results map[string]uint64) {
 
 // rememberStored records c as held by Consul at the indexes read in st,
 // which must hold every pair of c with its value.
-func (w *written) rememberStored(c kvstore.Cluster, st stored) {
+func (w *lastWrites) rememberStored(c kvstore.Cluster, st stored) {
 	idx := make([]uint64, len(c.Pairs))
 	for i, p := range c.Pairs {
 		idx[i] = st[p.Key].index
@@ -82,22 +82,22 @@ func (w *written) rememberStored(c kvstore.Cluster, st stored) {
 // record that already says exactly that is kept as it is: a pass re-reads
 // every cluster each interval, and replacing 10,000 equal records would
 // only make garbage.
-func (w *written) rememberAt(c kvstore.Cluster, indexes []uint64) {
+func (w *lastWrites) rememberAt(c kvstore.Cluster, indexes []uint64) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if wc, ok := w.m[c.Alias]; ok && slices.Equal(wc.indexes, indexes) && slices.EqualFunc(wc.values, c.Pairs, func(v string, p discovery.KVPair) bool { return v == p.Value }) {
 		return
 	}
-	wc := writtenCluster{values: make([]string, len(c.Pairs)), indexes: slices.Clone(indexes)}
+	wc := lastWrite{values: make([]string, len(c.Pairs)), indexes: slices.Clone(indexes)}
 	for i, p := range c.Pairs {
 		wc.values[i] = p.Value
 	}
 	w.m[c.Alias] = wc
 }
 
-// planWritten plans c against what was last written, or reports false when
+// planFromLastWrite plans c against what was last written, or reports false when
 // there is no record or nothing would change.
-func (w *written) planWritten(c kvstore.Cluster) (api.TxnOps, bool) {
+func (w *lastWrites) planFromLastWrite(c kvstore.Cluster) (api.TxnOps, bool) {
 	w.mu.Lock()
 	wc, ok := w.m[c.Alias]
 	w.mu.Unlock()
@@ -127,7 +127,7 @@ func (w *written) planWritten(c kvstore.Cluster) (api.TxnOps, bool) {
 // commits only if none of c's keys exists. Success therefore proves the
 // store held nothing of c, epoch included, and the outcome is Written; any
 // existing key refuses it and c is read for real.
-func (w *written) planCreate(c kvstore.Cluster) (api.TxnOps, bool) {
+func (w *lastWrites) planCreate(c kvstore.Cluster) (api.TxnOps, bool) {
 	if !w.createFirst.Load() {
 		return nil, false
 	}
