@@ -151,7 +151,7 @@ func TestFailoverRetryOn503(t *testing.T) {
 	follower := (leader + 1) % 3
 	g.raft.Isolate(follower)
 	deadline := time.Now().Add(10 * time.Second)
-	for g.raft.Nodes[follower].Raft().Leader() != "" {
+	for g.raft.Nodes[follower].Status().Leader.ID != "" {
 		if time.Now().After(deadline) {
 			t.Fatal("isolated follower still knows a leader after 10s")
 		}

@@ -93,7 +93,7 @@ func (g *group) leader(t *testing.T) int {
 func (g *group) lastIndex(t *testing.T) (string, uint64) {
 	t.Helper()
 	l := g.raft.WaitLeader()
-	return l.ID(), l.Raft().LastIndex()
+	return l.ID(), l.Status().LastIndex
 }
 
 // assertNoNewEntry fails when the leader's log grew since (id, idx).

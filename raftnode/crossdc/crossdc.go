@@ -247,17 +247,6 @@ func (s *Distributor) Status() Status {
 	return st
 }
 
-// Publishers returns the running per-datacenter publishers.
-func (s *Distributor) Publishers() []*publish.Publisher {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []*publish.Publisher
-	for _, d := range s.running {
-		out = append(out, d.pub)
-	}
-	return out
-}
-
 // limited bounds how many datacenters are written at the same moment.
 type limited struct {
 	*consulkv.Store

@@ -215,8 +215,10 @@ func (s *aclSetup) dc1() (crossdc.DatacenterStatus, error) {
 
 func (s *aclSetup) publisherNames() []string {
 	var names []string
-	for _, p := range s.crossDC.Publishers() {
-		names = append(names, p.Name())
+	for _, d := range s.crossDC.Status().Datacenters {
+		if !d.Local {
+			names = append(names, d.Store)
+		}
 	}
 	slices.Sort(names)
 	return names

@@ -263,10 +263,12 @@ func TestLocalDatacenterHasOneWriter(t *testing.T) {
 				i, d.Datacenter, d.Local, d.Store, w.Datacenter, w.Local, w.Store)
 		}
 	}
-	// Publishers lists only the distributor's own: dc2 and dc3.
+	// The distributor's own publishers (not the local one): dc2 and dc3.
 	var names []string
-	for _, p := range ls.crossDC.Publishers() {
-		names = append(names, p.Name())
+	for _, d := range ls.crossDC.Status().Datacenters {
+		if !d.Local {
+			names = append(names, d.Store)
+		}
 	}
 	sort.Strings(names)
 	if strings.Join(names, ",") != "consul:dc2,consul:dc3" {

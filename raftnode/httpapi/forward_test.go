@@ -37,7 +37,7 @@ func TestNoLeaderAnswers503(t *testing.T) {
 				st := survivor.Status()
 				return st.Leader.ID == "" && st.State != "Leader"
 			})
-			lastIndex := survivor.Raft().LastIndex()
+			lastIndex := survivor.Status().LastIndex
 
 			writes := []struct {
 				name, method, path, body string
@@ -98,7 +98,7 @@ func TestNoLeaderAnswers503(t *testing.T) {
 			if _, ok := survivor.FSM().Record("fresh"); ok {
 				t.Errorf("survivor holds fresh, want nothing committed without a leader")
 			}
-			if got := survivor.Raft().LastIndex(); got != lastIndex {
+			if got := survivor.Status().LastIndex; got != lastIndex {
 				t.Errorf("survivor raft LastIndex = %d, want %d unchanged", got, lastIndex)
 			}
 		})

@@ -126,7 +126,7 @@ func (c *apiCluster) targets(t *testing.T) []struct {
 func (c *apiCluster) lastIndex(t *testing.T) (string, uint64) {
 	t.Helper()
 	l := c.raft.WaitLeader()
-	return l.ID(), l.Raft().LastIndex()
+	return l.ID(), l.Status().LastIndex
 }
 
 // assertNoNewEntry fails when the leader changed or its log grew since

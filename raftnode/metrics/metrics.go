@@ -61,9 +61,6 @@ func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
 }
 
-// Gatherer exposes the registry, for tests and embedding.
-func (m *Metrics) Gatherer() prometheus.Gatherer { return m.reg }
-
 // Register adds a collector, such as the status collector.
 func (m *Metrics) Register(c prometheus.Collector) { m.reg.MustRegister(c) }
 

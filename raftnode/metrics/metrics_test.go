@@ -67,7 +67,7 @@ masterkv_sweep_duration_seconds{store="consul:dc2"} 2
 	}
 	for name, want := range map[string]int{
 		"masterkv_store_clusters_total": 3, "masterkv_store_write_seconds": 1, "masterkv_raft_leader_changes_total": 1,
-		"masterkv_raft_index": 4, "masterkv_caught_up": 1, "masterkv_clusters": 1, "masterkv_store_applied_epoch": 1,
+		"masterkv_raft_index": 4, "masterkv_caught_up": 1, "masterkv_snapshot_restores_total": 1, "masterkv_clusters": 1, "masterkv_store_applied_epoch": 1,
 		"masterkv_store_drift_clusters": 1, "masterkv_store_hand_edited_clusters": 1, "masterkv_store_refused_clusters": 1, "masterkv_sweep_keys": 4,
 	} {
 		if got, err := testutil.GatherAndCount(m.Gatherer(), name); err != nil || got != want {

@@ -34,6 +34,7 @@ var (
 	descLeaderChanges = prometheus.NewDesc("masterkv_raft_leader_changes_total", "Leader changes this node observed.", nil, nil)
 	descIndex         = prometheus.NewDesc("masterkv_raft_index", "Raft indexes: last (log), commit, applied (handed to the FSM), store (applied by the internal store).", []string{"kind"}, nil)
 	descCaughtUp      = prometheus.NewDesc("masterkv_caught_up", "1 once a restarted node's store reflects the log it started with.", nil, nil)
+	descRestores      = prometheus.NewDesc("masterkv_snapshot_restores_total", "Snapshots restored into the FSM since start (at start, or sent by the leader to a node too far behind).", nil, nil)
 	descClusters      = prometheus.NewDesc("masterkv_clusters", "Clusters in the internal store.", nil, nil)
 	descBacklog       = prometheus.NewDesc("masterkv_store_backlog", "Clusters committed but not yet confirmed by a store (the apply backlog).", []string{"store"}, nil)
 	descAppliedEpoch  = prometheus.NewDesc("masterkv_store_applied_epoch", "Highest epoch a store confirmed.", []string{"store"}, nil)
@@ -46,7 +47,7 @@ var (
 
 // Describe implements prometheus.Collector.
 func (c *StatusCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descState, descLeaderChanges, descIndex, descCaughtUp, descClusters,
+	for _, d := range []*prometheus.Desc{descState, descLeaderChanges, descIndex, descCaughtUp, descRestores, descClusters,
 		descBacklog, descAppliedEpoch, descDrift, descHandEdits, descRefused, descSweepSeconds, descSweepKeys} {
 		ch <- d
 	}
@@ -67,6 +68,7 @@ func (c *StatusCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descIndex, prometheus.GaugeValue, float64(v), kind)
 	}
 	ch <- prometheus.MustNewConstMetric(descCaughtUp, prometheus.GaugeValue, boolValue(st.CaughtUp))
+	ch <- prometheus.MustNewConstMetric(descRestores, prometheus.CounterValue, float64(st.SnapshotRestores))
 	ch <- prometheus.MustNewConstMetric(descClusters, prometheus.GaugeValue, float64(st.Clusters))
 	for _, s := range c.stores() {
 		ch <- prometheus.MustNewConstMetric(descBacklog, prometheus.GaugeValue, float64(s.Backlog), s.Store)

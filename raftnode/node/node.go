@@ -191,9 +191,6 @@ func (n *Node) ID() string { return n.cfg.ID }
 // FSM returns the replicated state machine that holds every cluster's record, for reads.
 func (n *Node) FSM() *fsm.FSM { return n.fsm }
 
-// Raft returns the raft instance, for tests and status.
-func (n *Node) Raft() *raft.Raft { return n.raft }
-
 // IsLeader reports whether this node is the leader now.
 func (n *Node) IsLeader() bool { return n.raft.State() == raft.Leader }
 
@@ -323,12 +320,21 @@ func (n *Node) scheduleSnapshot() {
 		if !n.IsLeader() {
 			return
 		}
-		if err := n.raft.Snapshot().Error(); err != nil && !errors.Is(err, raft.ErrNothingNewToSnapshot) {
+		if err := n.Snapshot(); err != nil {
 			n.log.Warn("snapshot after failover failed", "err", err)
 			return
 		}
 		n.log.Info("snapshot after failover taken", "applied_index", n.raft.AppliedIndex())
 	})
+}
+
+// Snapshot takes a snapshot of the FSM now and compacts the log behind it.
+// Nothing applied since the last snapshot is not an error.
+func (n *Node) Snapshot() error {
+	if err := n.raft.Snapshot().Error(); err != nil && !errors.Is(err, raft.ErrNothingNewToSnapshot) {
+		return err
+	}
+	return nil
 }
 
 // Close stops raft and releases the stores.

@@ -288,7 +288,7 @@ func TestLeaderLossAndReelection(t *testing.T) {
 			if got := back.Raft().LastIndex(); got < oldLast {
 				t.Errorf("restarted %s has last index %d, want at least %d: its log was not kept", back.ID(), got, oldLast)
 			}
-			if got := back.FSM().Restores(); got != tc.wantRestores {
+			if got := back.Status().SnapshotRestores; got != tc.wantRestores {
 				t.Errorf("restarted %s restored %d snapshots, want %d", back.ID(), got, tc.wantRestores)
 			}
 			if tc.wantRestores > 0 {
@@ -348,7 +348,7 @@ func TestPartitionedFollowerCatchesUpByLog(t *testing.T) {
 
 	c.Rejoin(fi)
 	c.WaitRecords(want.list())
-	if got := f.FSM().Restores(); got != 0 {
+	if got := f.Status().SnapshotRestores; got != 0 {
 		t.Errorf("%s restored %d snapshots, want 0: it should catch up from the log", f.ID(), got)
 	}
 }
@@ -379,7 +379,7 @@ func TestPartitionedFollowerCatchesUpBySnapshot(t *testing.T) {
 	}
 	c.Isolate(fi)
 	fLast := f.Raft().LastIndex()
-	restores := f.FSM().Restores()
+	restores := f.Status().SnapshotRestores
 
 	var cmds []command.Command
 	var results []fsm.Result
@@ -408,7 +408,7 @@ func TestPartitionedFollowerCatchesUpBySnapshot(t *testing.T) {
 
 	c.Rejoin(fi)
 	waitFor(t, 15*time.Second, f.ID()+" installing a snapshot", func() bool {
-		return f.FSM().Restores() > restores
+		return f.Status().SnapshotRestores > restores
 	})
 	c.WaitRecords(want.list())
 

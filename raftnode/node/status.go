@@ -29,7 +29,11 @@ type Status struct {
 	StoreIndex        uint64 `json:"store_index"`
 	CaughtUp          bool   `json:"caught_up"`
 	LastSnapshotIndex uint64 `json:"last_snapshot_index"`
-	Clusters          int    `json:"clusters"`
+	// SnapshotRestores counts the snapshots restored into the FSM since
+	// the process started: at start, and each time the leader sent one
+	// because this node was too far behind for the log.
+	SnapshotRestores uint64 `json:"snapshot_restores"`
+	Clusters         int    `json:"clusters"`
 	// RememberedIDs and RememberedIDBytes are the size of the id table
 	// (idempotency keys and the summaries of their first results, bounded
 	// by fsm.MaxIDs and fsm.MaxIDBytes).
@@ -56,6 +60,7 @@ func (n *Node) Status() Status {
 		StoreIndex:        n.fsm.AppliedIndex(),
 		CaughtUp:          n.CaughtUp(),
 		LastSnapshotIndex: num("last_snapshot_index"),
+		SnapshotRestores:  n.fsm.Restores(),
 		Clusters:          n.fsm.Len(),
 		CommandTypes:      command.KnownTypes(),
 		Generation:        GenerationStatus{Generation: n.fsm.Generation()},

@@ -184,32 +184,6 @@ func (c *Cluster) Restart(i int) *node.Node {
 	return c.Nodes[i]
 }
 
-// WaitApplied waits up to 10 s until every running node's store has
-// applied the command at index. It reads the store's own index, not raft's
-// AppliedIndex, which counts entries merely handed to the FSM.
-func (c *Cluster) WaitApplied(index uint64) {
-	c.t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		done := true
-		for _, n := range c.Nodes {
-			if n != nil && n.FSM().AppliedIndex() < index {
-				done = false
-			}
-		}
-		if done {
-			return
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	for _, n := range c.Nodes {
-		if n != nil {
-			c.t.Logf("%s applied %d", n.ID(), n.FSM().AppliedIndex())
-		}
-	}
-	c.t.Fatalf("not every node applied index %d within 10s", index)
-}
-
 // RestartIsolated starts node i again on its kept stores with a fresh
 // transport that is connected to no one, so a test can look at what the
 // node recovered on its own before Rejoin lets it catch up.
@@ -232,38 +206,9 @@ func (c *Cluster) FirstIndex(i int) uint64 {
 	return first
 }
 
-// WaitAppliedBy waits up to 10 s until the nodes at the given positions have
-// applied index. Unlike WaitApplied it ignores the others, so it works while
-// a node is isolated. Like WaitApplied it reads the store's own index.
-func (c *Cluster) WaitAppliedBy(index uint64, nodes ...int) {
-	c.t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		done := true
-		for _, i := range nodes {
-			if n := c.Nodes[i]; n == nil || n.FSM().AppliedIndex() < index {
-				done = false
-			}
-		}
-		if done {
-			return
-		}
-		if time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	for _, i := range nodes {
-		if n := c.Nodes[i]; n != nil {
-			c.t.Logf("%s applied %d", n.ID(), n.FSM().AppliedIndex())
-		}
-	}
-	c.t.Fatalf("nodes %v did not apply index %d within 10s", nodes, index)
-}
-
 // WaitRecords waits up to 15 s until the store of every node at the given
 // positions (every running node when none is given) holds exactly want,
-// epochs included. It looks at the store itself, so unlike WaitApplied it
+// epochs included. It looks at the store itself, so it
 // cannot return before the FSM has applied the entries.
 func (c *Cluster) WaitRecords(want []fsm.Record, nodes ...int) {
 	c.t.Helper()
@@ -301,7 +246,7 @@ func (c *Cluster) WaitRecords(want []fsm.Record, nodes ...int) {
 		if n := c.Nodes[i]; n == nil {
 			c.t.Errorf("node%d is not running", i)
 		} else {
-			c.t.Errorf("%s (applied index %d) holds\n %+v\nwant\n %+v", n.ID(), n.Raft().AppliedIndex(), n.FSM().Records(), want)
+			c.t.Errorf("%s (applied index %d) holds\n %+v\nwant\n %+v", n.ID(), n.Status().AppliedIndex, n.FSM().Records(), want)
 		}
 	}
 	c.t.Fatalf("nodes %v do not hold the wanted records within 15s", nodes)

@@ -42,7 +42,7 @@ func TestPartitionedNodeConverges(t *testing.T) {
 			g.everywhere(10*time.Second, g.want("c1", "10.0.0.1", e))
 
 			k := g.raft.Index(g.raft.Followers()[0])
-			restoresBefore := g.raft.Nodes[k].FSM().Restores()
+			restoresBefore := g.raft.Nodes[k].Status().SnapshotRestores
 			g.raft.Isolate(k)
 			var others []int
 			for i := range g.raft.Nodes {
@@ -61,7 +61,7 @@ func TestPartitionedNodeConverges(t *testing.T) {
 			}
 			if viaSnapshot {
 				for _, i := range others {
-					if err := g.raft.Nodes[i].Raft().Snapshot().Error(); err != nil {
+					if err := g.raft.Nodes[i].Snapshot(); err != nil {
 						t.Fatalf("snapshot node%d: %v", i, err)
 					}
 				}
@@ -69,7 +69,7 @@ func TestPartitionedNodeConverges(t *testing.T) {
 			g.raft.Rejoin(k)
 			g.everywhere(15*time.Second, g.want("c1", "10.0.0.9", last), k)
 			g.everywhere(15*time.Second, g.want("c2", "10.0.1.1", e2), k)
-			if got := g.raft.Nodes[k].FSM().Restores(); viaSnapshot && got == restoresBefore {
+			if got := g.raft.Nodes[k].Status().SnapshotRestores; viaSnapshot && got == restoresBefore {
 				t.Errorf("node%d caught up without a snapshot install (restores %d)", k, got)
 			} else if !viaSnapshot && got != restoresBefore {
 				t.Errorf("node%d restored a snapshot (restores %d -> %d), want log replay", k, restoresBefore, got)
