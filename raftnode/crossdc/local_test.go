@@ -197,11 +197,10 @@ func startLocal(t *testing.T, addr string, nd *node.Node) *publish.Publisher {
 // localSetup is one node's own publisher and its crossDC with Config.Local,
 // each through its own tap in front of dc1's agent.
 type localSetup struct {
-	local         *publish.Publisher
-	crossDC       *crossdc.Distributor
-	localTap      *kvTap // the node's own publisher
-	sweepTap      *kvTap // the crossDC
-	localSnapshot map[string]tapCount
+	local    *publish.Publisher
+	crossDC  *crossdc.Distributor
+	localTap *kvTap // the node's own publisher
+	sweepTap *kvTap // the distributor
 }
 
 func startLocalSweep(t *testing.T, dc1 *testserver.Consul, nd *node.Node, interval time.Duration) *localSetup {
