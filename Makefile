@@ -5,10 +5,16 @@ HTTP_ADDR ?= 127.0.0.1:8080
 
 TOOLS     := $(CURDIR)/.tools
 CONSUL    := $(TOOLS)/consul
+STATICCHECK := $(TOOLS)/staticcheck
 ZK_JAR    := /usr/share/java/zookeeper.jar
 SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run cluster build test test-deps test-deps-tools test-model vet fmt-check
+.PHONY: help run cluster build test test-deps test-deps-tools test-model vet fmt-check staticcheck
+
+## help: this list of targets, from the `## target:` comments.
+help:
+	@awk '/^## [A-Za-z0-9_-]+:/ { sub(/^## /, ""); t = $$0; sub(/:.*/, "", t); d = $$0; sub(/^[^:]*: */, "", d); printf "  %-22s %s\n", t, d; more = 1; next } \
+	     /^## / && more { sub(/^## */, ""); printf "  %-22s %s\n", "", $$0; next } { more = 0 }' $(MAKEFILE_LIST)
 
 ## run: a single-node dev group on 127.0.0.1:8080, internal store only.
 run:
@@ -26,9 +32,19 @@ cluster: build
 build:
 	$(GO) build -o bin/raftnode ./raftnode
 
+## vet: go vet over every package.
 vet:
 	$(GO) vet ./...
 
+## staticcheck: the pinned linter (tools/staticcheck), built into .tools/.
+staticcheck: $(STATICCHECK)
+	$(STATICCHECK) ./...
+
+$(STATICCHECK): tools/staticcheck/go.mod tools/staticcheck/go.sum
+	cd tools/staticcheck && $(GO) build -o $(STATICCHECK) honnef.co/go/tools/cmd/staticcheck
+	@touch $(STATICCHECK)
+
+## fmt-check: fail when a Go file is not gofmt-formatted.
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
@@ -38,8 +54,8 @@ fmt-check:
 ## .tools/, and ZooKeeper from Debian's package.
 test-deps: $(CONSUL) $(ZK_JAR) test-deps-lambda test-deps-tools
 
-# Tools tests run as operators do: openssl for the documented webhook
-# signer, curl and jq for the real orchestrator-client script.
+## test-deps-tools: the tools tests run as operators do: openssl for the
+## documented webhook signer, curl and jq for orchestrator-client.
 TEST_TOOLS := openssl curl jq
 test-deps-tools:
 	@missing=$$(for t in $(TEST_TOOLS); do command -v $$t >/dev/null || echo $$t; done); \
@@ -54,9 +70,9 @@ $(ZK_JAR):
 	$(SUDO) apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq zookeeper
 
-## test: everything CI runs. Integration tests fail (not skip) under CI=true
-## when a server is missing.
-test: test-deps fmt-check vet
+## test: everything CI runs: formatting, vet, staticcheck and every test.
+## Integration tests fail (not skip) under CI=true when a server is missing.
+test: test-deps fmt-check vet staticcheck
 	MASTERKV_CONSUL_BIN=$(CONSUL) $(GO) test -race -count=1 -timeout 40m ./...
 
 ## test-model: a longer search of the store model (internal/storemodel):

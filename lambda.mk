@@ -17,6 +17,9 @@ LAMBDA_FLAGS  := -tags lambda.norpc -trimpath -ldflags='-s -w'
 
 .PHONY: build-FailoverFunction build-SubmitFunction build-PopulateFunction invoke test-deps-lambda
 
+## build-FailoverFunction: a function's bootstrap for Lambda (linux/arm64)
+## into ARTIFACTS_DIR, as `sam build` runs it; likewise
+## build-SubmitFunction and build-PopulateFunction.
 build-FailoverFunction:
 	$(LAMBDA_ENV) $(GO) build $(LAMBDA_FLAGS) -o $(ARTIFACTS_DIR)/bootstrap ./functions/failover
 
