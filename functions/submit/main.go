@@ -5,36 +5,15 @@ package main
 
 import (
 	"log/slog"
-	"os"
 
-	"github.com/aws/aws-lambda-go/lambda"
-	"github.com/aws/aws-lambda-go/lambdacontext"
-	"github.com/kelseyhightower/envconfig"
-
+	"github.com/masterkv/masterkv/internal/front"
 	"github.com/masterkv/masterkv/internal/front/submit"
 	"github.com/masterkv/masterkv/internal/nodeclient"
 )
 
 func main() {
-	log := lambdacontext.NewLogger()
 	var cfg submit.Config
-	// Full names in the tags and no prefix: with a prefix envconfig would
-	// also read the bare names.
-	if err := envconfig.Process("", &cfg); err != nil {
-		exit(log, err)
-	}
-	if err := cfg.Validate(); err != nil {
-		exit(log, err)
-	}
-	nodes, err := nodeclient.New(cfg.Config, nodeclient.Options{Logger: log})
-	if err != nil {
-		exit(log, err)
-	}
-	lambda.Start(submit.New(nodes, cfg.Credentials.Verifier(nil), log).Handle)
-}
-
-// exit fails the cold start; Lambda reports the init error.
-func exit(log *slog.Logger, err error) {
-	log.Error("configuration refused", "err", err)
-	os.Exit(1)
+	front.Start(&cfg, func(nodes *nodeclient.Client, log *slog.Logger) (any, error) {
+		return submit.New(nodes, cfg.Credentials.Verifier(nil), log).Handle, nil
+	})
 }

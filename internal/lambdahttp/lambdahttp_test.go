@@ -12,8 +12,6 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/masterkv/masterkv/internal/lambdahttp"
-	"github.com/masterkv/masterkv/internal/nodeclient"
-	"github.com/masterkv/masterkv/internal/webhook"
 )
 
 func event(body string, b64 bool) events.APIGatewayV2HTTPRequest {
@@ -114,10 +112,6 @@ func TestStatusOf(t *testing.T) {
 		{lambdahttp.ErrBadBody, 400},
 		{fmt.Errorf("id: differs: %w", lambdahttp.ErrBadRequest), 400},
 		{fmt.Errorf("%w: GET", lambdahttp.ErrMethod), 405},
-		{webhook.ErrStale, 401},
-		{webhook.ErrNoCredentials, 401},
-		{fmt.Errorf("x: %w", nodeclient.ErrUnavailable), 503},
-		{nodeclient.ErrTooLarge, 502},
 		{errors.New("anything else"), 500},
 	}
 	for _, tc := range tests {

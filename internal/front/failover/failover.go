@@ -79,7 +79,7 @@ func (h *Handler) Handle(ctx context.Context, ev events.APIGatewayV2HTTPRequest)
 	})
 	if err != nil {
 		h.log.Log(ctx, front.FaultLevel(err), "failover not forwarded", "auth", how, "idempotency_key", key, "err", err)
-		return lambdahttp.JSON(lambdahttp.StatusOf(err), map[string]string{"error": lambdahttp.PublicMessage(err)}), nil
+		return lambdahttp.JSON(front.StatusOf(err), map[string]string{"error": front.PublicMessage(err)}), nil
 	}
 	h.log.InfoContext(ctx, "failover forwarded", "auth", how, "idempotency_key", key, "node", resp.Node, "status", resp.Status)
 	return lambdahttp.Raw(resp.Status, resp.ContentType, resp.Body), nil
@@ -88,7 +88,7 @@ func (h *Handler) Handle(ctx context.Context, ev events.APIGatewayV2HTTPRequest)
 // refuse answers {"error": ...} and logs the refusal. Bodies and headers
 // are never logged: they carry credentials.
 func (h *Handler) refuse(ctx context.Context, err error, headers ...string) lambdahttp.Response {
-	status := lambdahttp.StatusOf(err)
+	status := front.StatusOf(err)
 	h.log.InfoContext(ctx, "request refused", "status", status, "err", err)
 	return lambdahttp.JSON(status, map[string]string{"error": err.Error()}, headers...)
 }

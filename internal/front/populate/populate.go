@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/masterkv/masterkv/internal/front"
 	"github.com/masterkv/masterkv/internal/nodeclient"
 	"github.com/masterkv/masterkv/internal/orchestratorapi"
 )
@@ -26,6 +27,9 @@ type Config struct {
 	OrchestratorPassword string        `envconfig:"MASTERKV_ORCHESTRATOR_PASSWORD"`
 	OrchestratorTimeout  time.Duration `envconfig:"MASTERKV_ORCHESTRATOR_TIMEOUT" default:"5s"`
 }
+
+// NodeClient is the node group the function posts to.
+func (c Config) NodeClient() nodeclient.Config { return c.Config }
 
 // Validate checks every setting.
 func (c Config) Validate() error {
@@ -57,9 +61,7 @@ func (c Config) Orchestrator() (*orchestratorapi.Client, error) {
 }
 
 // Nodes sends a request to the node group.
-type Nodes interface {
-	Do(ctx context.Context, req nodeclient.Request) (nodeclient.Response, error)
-}
+type Nodes = front.Nodes
 
 // Source lists the current masters.
 type Source interface {

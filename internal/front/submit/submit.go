@@ -94,7 +94,7 @@ func (h *Handler) Handle(ctx context.Context, ev events.APIGatewayV2HTTPRequest)
 	resp, err := h.nodes.Do(ctx, nodeclient.Request{Method: http.MethodPost, Path: path, IdempotencyKey: key})
 	if err != nil {
 		h.log.Log(ctx, front.FaultLevel(err), "submit not forwarded", "auth", how, "cluster", alias, "err", err)
-		return lambdahttp.JSON(lambdahttp.StatusOf(err), Response{Code: "ERROR", Message: lambdahttp.PublicMessage(err)}), nil
+		return lambdahttp.JSON(front.StatusOf(err), Response{Code: "ERROR", Message: front.PublicMessage(err)}), nil
 	}
 	h.log.InfoContext(ctx, "submit forwarded", "auth", how, "cluster", alias, "node", resp.Node, "status", resp.Status)
 	if !orchestratorShaped(resp.Body) {
@@ -164,7 +164,7 @@ func randomHex() string {
 // refuse answers in orchestrator's shape and logs the refusal (never the
 // request's headers or body).
 func (h *Handler) refuse(ctx context.Context, err error, headers ...string) lambdahttp.Response {
-	status := lambdahttp.StatusOf(err)
+	status := front.StatusOf(err)
 	h.log.InfoContext(ctx, "request refused", "status", status, "err", err)
 	return lambdahttp.JSON(status, Response{Code: "ERROR", Message: err.Error()}, headers...)
 }
