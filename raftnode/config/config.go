@@ -5,6 +5,7 @@ package config
 import (
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 	"time"
 
@@ -127,6 +128,17 @@ func varErr(name, format string, args ...any) error {
 
 // Validate checks every setting; the error names the variable.
 func (c Config) Validate() error {
+	for _, check := range []func() error{c.validateNode, c.validateDurations, c.validateStores, c.validateTLS, c.validateLogging} {
+		if err := check(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// validateNode checks who this node is, where it listens and whom it
+// trusts.
+func (c Config) validateNode() error {
 	if c.NodeID == "" || strings.ContainsAny(c.NodeID, "=, \t") {
 		return varErr("NODE_ID", "must be non-empty without '=', ',' or spaces, got %q", c.NodeID)
 	}
@@ -145,18 +157,16 @@ func (c Config) Validate() error {
 	if err != nil {
 		return err
 	}
-	if len(peers) > 0 {
-		self := false
-		for _, p := range peers {
-			self = self || p.ID == c.NodeID
-		}
-		if !self {
-			return varErr("PEERS", "must include this node's id %q", c.NodeID)
-		}
+	if len(peers) > 0 && !slices.ContainsFunc(peers, func(p node.Peer) bool { return p.ID == c.NodeID }) {
+		return varErr("PEERS", "must include this node's id %q", c.NodeID)
 	}
 	if !c.Dev && len(c.APITokens) == 0 {
 		return varErr("API_TOKENS", "must list at least one token (or set %s_DEV=true for a dev node without auth)", Prefix)
 	}
+	return nil
+}
+
+func (c Config) validateDurations() error {
 	for _, d := range []struct {
 		name string
 		v    time.Duration
@@ -175,12 +185,10 @@ func (c Config) Validate() error {
 			return varErr(d.name, "must be at least %s, got %s", d.min, d.v)
 		}
 	}
-	if err := c.validateStores(); err != nil {
-		return err
-	}
-	if err := c.validateTLS(); err != nil {
-		return err
-	}
+	return nil
+}
+
+func (c Config) validateLogging() error {
 	switch strings.ToLower(c.LogLevel) {
 	case "debug", "info", "warn", "error":
 	default:
