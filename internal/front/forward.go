@@ -31,6 +31,22 @@ type Nodes interface {
 
 var _ Nodes = (*nodeclient.Client)(nil)
 
+// Forwarder is what a function that authenticates requests and forwards
+// them to the node group holds.
+type Forwarder struct {
+	Nodes    Nodes
+	Verifier *webhook.Verifier
+	Log      *slog.Logger
+}
+
+// NewForwarder returns a forwarder; log may be nil.
+func NewForwarder(nodes Nodes, verifier *webhook.Verifier, log *slog.Logger) Forwarder {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return Forwarder{Nodes: nodes, Verifier: verifier, Log: log}
+}
+
 // FaultLevel is the log level of a request the function could not forward:
 // error when the function itself is misconfigured (the nodes refuse its
 // token), which no retry mends; warn otherwise.

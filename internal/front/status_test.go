@@ -17,15 +17,13 @@ func TestStatusOf(t *testing.T) {
 		err  error
 		want int
 	}{
-		{lambdahttp.ErrTooLarge, 413},
-		{lambdahttp.ErrBadBody, 400},
-		{fmt.Errorf("id: differs: %w", lambdahttp.ErrBadRequest), 400},
-		{fmt.Errorf("%w: GET", lambdahttp.ErrMethod), 405},
 		{webhook.ErrStale, 401},
 		{webhook.ErrNoCredentials, 401},
 		{fmt.Errorf("x: %w", nodeclient.ErrUnavailable), 503},
 		{nodeclient.ErrTooLarge, 502},
 		{fmt.Errorf("node refused: %w", nodeclient.ErrNodeAuth), 502},
+		// the request's own faults, as lambdahttp maps them
+		{fmt.Errorf("%w: GET", lambdahttp.ErrMethod), 405},
 		{errors.New("anything else"), 500},
 	}
 	for _, tc := range tests {

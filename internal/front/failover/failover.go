@@ -30,18 +30,11 @@ type Config = front.ForwardConfig
 type Nodes = front.Nodes
 
 // Handler serves the function's invocations.
-type Handler struct {
-	nodes    Nodes
-	verifier *webhook.Verifier
-	log      *slog.Logger
-}
+type Handler struct{ front.Forwarder }
 
 // New returns the handler. log may be nil.
 func New(nodes Nodes, verifier *webhook.Verifier, log *slog.Logger) *Handler {
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	return &Handler{nodes: nodes, verifier: verifier, log: log}
+	return &Handler{front.NewForwarder(nodes, verifier, log)}
 }
 
 // Handle answers one request. It never returns an error: every outcome is
@@ -54,7 +47,7 @@ func (h *Handler) Handle(ctx context.Context, ev events.APIGatewayV2HTTPRequest)
 	if req.Method != http.MethodPost {
 		return h.refuse(ctx, fmt.Errorf("%w: %s; use POST", lambdahttp.ErrMethod, req.Method), "Allow", "POST"), nil
 	}
-	how, err := h.verifier.Verify(req.Headers, webhook.Request{Method: req.Method, Route: Route, Body: req.Body})
+	how, err := h.Verifier.Verify(req.Headers, webhook.Request{Method: req.Method, Route: Route, Body: req.Body})
 	if err != nil {
 		return h.refuse(ctx, err, "WWW-Authenticate", `Bearer realm="masterkv"`), nil
 	}
@@ -74,14 +67,14 @@ func (h *Handler) Handle(ctx context.Context, ev events.APIGatewayV2HTTPRequest)
 	if q, _ := url.ParseQuery(req.RawQuery); q.Get("wait") == "all" {
 		path += "?wait=all"
 	}
-	resp, err := h.nodes.Do(ctx, nodeclient.Request{
+	resp, err := h.Nodes.Do(ctx, nodeclient.Request{
 		Method: http.MethodPost, Path: path, Body: req.Body, ContentType: req.Header("Content-Type"), IdempotencyKey: key,
 	})
 	if err != nil {
-		h.log.Log(ctx, front.FaultLevel(err), "failover not forwarded", "auth", how, "idempotency_key", key, "err", err)
+		h.Log.Log(ctx, front.FaultLevel(err), "failover not forwarded", "auth", how, "idempotency_key", key, "err", err)
 		return lambdahttp.JSON(front.StatusOf(err), map[string]string{"error": front.PublicMessage(err)}), nil
 	}
-	h.log.InfoContext(ctx, "failover forwarded", "auth", how, "idempotency_key", key, "node", resp.Node, "status", resp.Status)
+	h.Log.InfoContext(ctx, "failover forwarded", "auth", how, "idempotency_key", key, "node", resp.Node, "status", resp.Status)
 	return lambdahttp.Raw(resp.Status, resp.ContentType, resp.Body), nil
 }
 
@@ -89,6 +82,6 @@ func (h *Handler) Handle(ctx context.Context, ev events.APIGatewayV2HTTPRequest)
 // are never logged: they carry credentials.
 func (h *Handler) refuse(ctx context.Context, err error, headers ...string) lambdahttp.Response {
 	status := front.StatusOf(err)
-	h.log.InfoContext(ctx, "request refused", "status", status, "err", err)
+	h.Log.InfoContext(ctx, "request refused", "status", status, "err", err)
 	return lambdahttp.JSON(status, map[string]string{"error": err.Error()}, headers...)
 }

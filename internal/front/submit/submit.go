@@ -34,18 +34,11 @@ type Config = front.ForwardConfig
 type Nodes = front.Nodes
 
 // Handler serves the function's invocations.
-type Handler struct {
-	nodes    Nodes
-	verifier *webhook.Verifier
-	log      *slog.Logger
-}
+type Handler struct{ front.Forwarder }
 
 // New returns the handler. log may be nil.
 func New(nodes Nodes, verifier *webhook.Verifier, log *slog.Logger) *Handler {
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	return &Handler{nodes: nodes, verifier: verifier, log: log}
+	return &Handler{front.NewForwarder(nodes, verifier, log)}
 }
 
 // Response is orchestrator's API answer.
@@ -69,7 +62,7 @@ func (h *Handler) Handle(ctx context.Context, ev events.APIGatewayV2HTTPRequest)
 	// good credentials.
 	alias, pathErr := aliasOf(req)
 	path := NodePath(alias)
-	how, err := h.verifier.Verify(req.Headers, webhook.Request{Method: req.Method, Route: path, Body: req.Body})
+	how, err := h.Verifier.Verify(req.Headers, webhook.Request{Method: req.Method, Route: path, Body: req.Body})
 	if err != nil {
 		return h.refuse(ctx, err, "WWW-Authenticate", `Bearer realm="masterkv"`), nil
 	}
@@ -91,12 +84,12 @@ func (h *Handler) Handle(ctx context.Context, ev events.APIGatewayV2HTTPRequest)
 	if err := webhook.CheckKey(key); err != nil {
 		return h.refuse(ctx, fmt.Errorf("%w: %w", err, lambdahttp.ErrBadRequest)), nil
 	}
-	resp, err := h.nodes.Do(ctx, nodeclient.Request{Method: http.MethodPost, Path: path, IdempotencyKey: key})
+	resp, err := h.Nodes.Do(ctx, nodeclient.Request{Method: http.MethodPost, Path: path, IdempotencyKey: key})
 	if err != nil {
-		h.log.Log(ctx, front.FaultLevel(err), "submit not forwarded", "auth", how, "cluster", alias, "err", err)
+		h.Log.Log(ctx, front.FaultLevel(err), "submit not forwarded", "auth", how, "cluster", alias, "err", err)
 		return lambdahttp.JSON(front.StatusOf(err), Response{Code: "ERROR", Message: front.PublicMessage(err)}), nil
 	}
-	h.log.InfoContext(ctx, "submit forwarded", "auth", how, "cluster", alias, "node", resp.Node, "status", resp.Status)
+	h.Log.InfoContext(ctx, "submit forwarded", "auth", how, "cluster", alias, "node", resp.Node, "status", resp.Status)
 	if !orchestratorShaped(resp.Body) {
 		// Not the node API (a proxy's error page, say): wrap it.
 		msg := fmt.Sprintf("node %s answered %d: %.200s", resp.Node, resp.Status, strings.TrimSpace(string(resp.Body)))
@@ -165,6 +158,6 @@ func randomHex() string {
 // request's headers or body).
 func (h *Handler) refuse(ctx context.Context, err error, headers ...string) lambdahttp.Response {
 	status := front.StatusOf(err)
-	h.log.InfoContext(ctx, "request refused", "status", status, "err", err)
+	h.Log.InfoContext(ctx, "request refused", "status", status, "err", err)
 	return lambdahttp.JSON(status, Response{Code: "ERROR", Message: err.Error()}, headers...)
 }
