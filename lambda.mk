@@ -17,15 +17,16 @@ LAMBDA_FLAGS  := -tags lambda.norpc -trimpath -ldflags='-s -w'
 
 .PHONY: build-FailoverFunction build-SubmitFunction build-PopulateFunction invoke test-deps-lambda
 
-## build-FailoverFunction: a function's bootstrap for Lambda (linux/arm64)
-## into ARTIFACTS_DIR, as `sam build` runs it; likewise
-## build-SubmitFunction and build-PopulateFunction.
+## build-FailoverFunction: the failover function's bootstrap for Lambda
+## (linux/arm64) into ARTIFACTS_DIR, as `sam build` runs it.
 build-FailoverFunction:
 	$(LAMBDA_ENV) $(GO) build $(LAMBDA_FLAGS) -o $(ARTIFACTS_DIR)/bootstrap ./functions/failover
 
+## build-SubmitFunction: the submit function's bootstrap, likewise.
 build-SubmitFunction:
 	$(LAMBDA_ENV) $(GO) build $(LAMBDA_FLAGS) -o $(ARTIFACTS_DIR)/bootstrap ./functions/submit
 
+## build-PopulateFunction: the populate function's bootstrap, likewise.
 build-PopulateFunction:
 	$(LAMBDA_ENV) $(GO) build $(LAMBDA_FLAGS) -o $(ARTIFACTS_DIR)/bootstrap ./functions/populate
 
