@@ -241,7 +241,7 @@ func TestCheckLoopback(t *testing.T) {
 	}
 }
 
-// TestCheckLoopbackResolvesHost (issue 10 item 3): the host name is looked
+// TestCheckLoopbackResolvesHost: the host name is looked
 // up and refused when it names this machine, whatever ipv4/ipv6 say.
 func TestCheckLoopbackResolvesHost(t *testing.T) {
 	r := &fakeResolver{addrs: map[string][]netip.Addr{

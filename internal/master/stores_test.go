@@ -13,7 +13,7 @@ import (
 	"github.com/masterkv/masterkv/internal/testserver"
 )
 
-// TestAliasRuleHoldsInEveryStore (issue 10 item 2): every alias the rule
+// TestAliasRuleHoldsInEveryStore: every alias the rule
 // accepts is a Consul key that a Txn writes and the KV endpoint reads back
 // (that endpoint answers 400 to a path with an unassigned or other
 // unprintable code point), and a znode name that a real ZooKeeper server

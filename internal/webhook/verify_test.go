@@ -65,7 +65,7 @@ func TestVerify(t *testing.T) {
 		{"signature t not a number", map[string]string{"x-masterkv-signature": "t=-5,v2=" + strings.Repeat("0", 64)}, req, signedAt, webhook.MethodSignature, webhook.ErrBadSignature},
 		{"signature v2 short", map[string]string{"x-masterkv-signature": "t=1740830400,v2=abcd"}, req, signedAt, webhook.MethodSignature, webhook.ErrBadSignature},
 		{"signature empty", map[string]string{"x-masterkv-signature": ""}, req, signedAt, webhook.MethodSignature, webhook.ErrBadSignature},
-		// Everything that changes the outcome is signed (issue 10 item 7):
+		// Everything that changes the outcome is signed:
 		// a fresh Idempotency-Key, another function, another alias or
 		// another method make the signature worthless.
 		{"signature with a fresh idempotency key", map[string]string{"x-masterkv-signature": good, "idempotency-key": "replay-1"}, req, signedAt, webhook.MethodSignature, webhook.ErrBadSignature},

@@ -277,12 +277,12 @@ func TestLoadInvalid(t *testing.T) {
 		{"cert without key", map[string]string{"CONSUL_CERT_FILE": "/c.pem"}, "CONSUL_CERT_FILE"},
 		{"zk auth without colon", map[string]string{"ZK_AUTH": "secretpassword"}, "ZK_AUTH"},
 		{"zk chroot relative", map[string]string{"ZK_CHROOT": "masterkv"}, "ZK_CHROOT"},
-		// These two were only found when the ZooKeeper store opened, and
-		// named "MASTERKV_ZK_*" (issue 11 item 9).
+		// Refused at load, naming the variable, not when the ZooKeeper
+		// store opens.
 		{"zk chroot with ..", map[string]string{"ZK_CHROOT": "/masterkv/../other"}, "ZK_CHROOT"},
-		// Both were accepted and silently replaced by a default (issue 11
-		// item 9): a retry cap under the publisher's 100 ms first retry
-		// became 30 s, a leader wait of 0 became 5 s.
+		// Refused rather than replaced by a default: a retry cap under the
+		// publisher's 100 ms first retry would mean 30 s, a leader wait of
+		// 0 would mean 5 s.
 		{"store retry max under the first retry", map[string]string{"STORE_RETRY_MAX": "50ms"}, "STORE_RETRY_MAX"},
 		{"leader wait 0", map[string]string{"LEADER_WAIT": "0s"}, "LEADER_WAIT"},
 		{"zk auth without user", map[string]string{"ZK_AUTH": ":password"}, "ZK_AUTH"},

@@ -39,10 +39,10 @@ func idsSection(t *testing.T, snap []byte) int {
 	return len(st.IDs)
 }
 
-// TestKeyedSubmitsRememberSummaries is issue 9 item 5: a keyed submit of
-// every cluster remembered its whole result, so each one added the size of
-// the whole store to the id table and to every snapshot. A remembered
-// submit now costs a summary, whatever the number of clusters.
+// TestKeyedSubmitsRememberSummaries: a keyed submit of every cluster is
+// remembered as a summary, whatever the number of clusters; its whole
+// result would add the size of the store to the id table and to every
+// snapshot, once per key.
 func TestKeyedSubmitsRememberSummaries(t *testing.T) {
 	const clusters, submits = 1000, 20
 	f, index := manyClusters(t, clusters)
