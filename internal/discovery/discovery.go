@@ -104,6 +104,33 @@ func (l Layout) Pairs(alias string, m master.Master, epoch uint64) []KVPair {
 	return pairs
 }
 
+// The layout contract: the pairs of a cluster, as Pairs builds them, start
+// with its main key and, when the layout writes the epoch key, end with it.
+// Writers index pairs, and the slices they keep aligned with them, by
+// MainPair and EpochIndex only, so a change of the layout is made here.
+
+// MainPair is the index of a cluster's main key in its pairs.
+const MainPair = 0
+
+// Main returns the main pair of a cluster's pairs.
+func Main(pairs []KVPair) KVPair { return pairs[MainPair] }
+
+// EpochIndex returns the index of the epoch pair in a cluster's pairs, and
+// false when they hold none (a layout without the epoch key). It does not
+// allocate: it is on every write's path.
+func EpochIndex(pairs []KVPair) (int, bool) {
+	last := len(pairs) - 1
+	if last <= MainPair {
+		return -1, false
+	}
+	main, key := pairs[MainPair].Key, pairs[last].Key
+	if len(key) == len(main)+1+len(SuffixEpoch) && strings.HasPrefix(key, main) &&
+		key[len(main)] == '/' && strings.HasSuffix(key, SuffixEpoch) {
+		return last, true
+	}
+	return -1, false
+}
+
 // ZKPath returns key as a ZooKeeper path: the same key with exactly one
 // leading "/".
 func ZKPath(key string) string {

@@ -184,3 +184,31 @@ func TestZKPath(t *testing.T) {
 		})
 	}
 }
+
+func TestLayoutContract(t *testing.T) {
+	m := master.Master{Host: "h", Port: 1}
+	for _, tc := range []struct {
+		name      string
+		pairs     []discovery.KVPair
+		wantEpoch int
+		wantOK    bool
+	}{
+		{"with epoch", discovery.NewLayout("p", true).Pairs("a", m, 7), 5, true},
+		{"strict", discovery.NewLayout("p", false).Pairs("a", m, 7), -1, false},
+		{"main only", []discovery.KVPair{{Key: "p/a"}}, -1, false},
+		{"other alias's epoch", []discovery.KVPair{{Key: "p/a"}, {Key: "p/ab/epoch"}}, -1, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := discovery.Main(tc.pairs).Key; got != "p/a" {
+				t.Errorf("Main().Key = %q, want p/a", got)
+			}
+			if got, ok := discovery.EpochIndex(tc.pairs); got != tc.wantEpoch || ok != tc.wantOK {
+				t.Errorf("EpochIndex() = %d, %v, want %d, %v", got, ok, tc.wantEpoch, tc.wantOK)
+			}
+		})
+	}
+	pairs := discovery.NewLayout("p", true).Pairs("a", m, 7)
+	if n := testing.AllocsPerRun(100, func() { discovery.EpochIndex(pairs) }); n != 0 {
+		t.Errorf("EpochIndex allocates %v times, want 0", n)
+	}
+}

@@ -20,8 +20,8 @@ import (
 type Cluster struct {
 	Alias string
 	Epoch uint64
-	// Pairs are in layout order; the first is the main key. With the epoch
-	// key enabled the last is <prefix><alias>/epoch.
+	// Pairs are in layout order: see discovery.MainPair and
+	// discovery.EpochIndex.
 	Pairs []discovery.KVPair
 	// KeepHandEdits asks the writer to leave a hand edit alone: a store
 	// holding the cluster's own epoch with other values (see Judge). The
@@ -37,7 +37,7 @@ func NewCluster(l discovery.Layout, alias string, m master.Master, epoch uint64)
 }
 
 // MainKey returns the cluster's main key.
-func (c Cluster) MainKey() string { return c.Pairs[0].Key }
+func (c Cluster) MainKey() string { return discovery.Main(c.Pairs).Key }
 
 // Status is what happened to one cluster in one write.
 type Status int
@@ -153,9 +153,8 @@ func Failures(clusters []Cluster, err error) []Outcome {
 // EpochKey returns the cluster's epoch key, or "" when the layout writes
 // none (strict orchestrator compatibility: then there is no store-side guard).
 func (c Cluster) EpochKey() string {
-	last := c.Pairs[len(c.Pairs)-1].Key
-	if last == c.MainKey()+"/"+discovery.SuffixEpoch {
-		return last
+	if e, ok := discovery.EpochIndex(c.Pairs); ok {
+		return c.Pairs[e].Key
 	}
 	return ""
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/go-zookeeper/zk"
 
+	"github.com/masterkv/masterkv/internal/discovery"
 	"github.com/masterkv/masterkv/internal/kvstore"
 )
 
@@ -178,7 +179,7 @@ func (s *Store) writeCluster(ctx context.Context, c kvstore.Cluster) kvstore.Out
 			// The multi creates the main znode, whose Czxid it does not
 			// return: a last set at version 0 of the same data returns
 			// the main znode's stat after the creates, for the record.
-			ops = append(ops, &zk.SetDataRequest{Path: s.path(c.MainKey()), Data: []byte(c.Pairs[0].Value), Version: 0})
+			ops = append(ops, &zk.SetDataRequest{Path: s.path(c.MainKey()), Data: []byte(discovery.Main(c.Pairs).Value), Version: 0})
 		}
 		res, err := call(ctx, s.opTimeout, func() ([]zk.MultiResponse, error) { return s.conn.Multi(ops...) })
 		if err == nil {
@@ -237,7 +238,7 @@ func (s *Store) planFromWritten(ctx context.Context, c kvstore.Cluster) (ops []a
 		}
 		return st, nil
 	})
-	if err != nil || stat == nil || stat.Czxid != wc.czxid || stat.Cversion != wc.cversion || stat.Version != wc.versions[0] {
+	if err != nil || stat == nil || stat.Czxid != wc.czxid || stat.Cversion != wc.cversion || stat.Version != wc.versions[discovery.MainPair] {
 		s.forget(c.Alias) // and read the cluster for real
 		return nil, nil, false, err
 	}
@@ -245,7 +246,7 @@ func (s *Store) planFromWritten(ctx context.Context, c kvstore.Cluster) (ops []a
 	for i, p := range c.Pairs {
 		st[p.Key] = znode{data: wc.data[i], version: wc.versions[i]}
 	}
-	st[c.MainKey()] = znode{data: wc.data[0], version: wc.versions[0], czxid: wc.czxid, cversion: wc.cversion}
+	st[c.MainKey()] = znode{data: wc.data[discovery.MainPair], version: wc.versions[discovery.MainPair], czxid: wc.czxid, cversion: wc.cversion}
 	ops, final := s.plan(c, st)
 	if final != nil {
 		return nil, nil, false, nil
@@ -273,7 +274,7 @@ func (s *Store) remember(c kvstore.Cluster, before stored, ops []any, main znode
 	}
 	if len(ops) > len(c.Pairs) {
 		// The set that followed the main znode's create (writeCluster).
-		after.versions[0] = 1
+		after.versions[discovery.MainPair] = 1
 	}
 	s.lastWritesMu.Lock()
 	s.lastWrites[c.Alias] = after
