@@ -20,18 +20,46 @@ import (
 // it and the cluster is read for real. It never decides an outcome alone:
 // "unchanged" and "stale" are only ever concluded from a read.
 type lastWrites struct {
-	mu sync.Mutex
-	m  map[string]lastWrite
-	// createFirst: clusters this store has no record of are first tried
-	// with a create-only write (cas at index 0 on every key), which needs
-	// no read and commits only if none of their keys exists. It starts
-	// off and is turned on when most clusters of a first-round read are
-	// absent (new clusters are being published), and off again when a
-	// transaction holding such a write is refused. Starting off matters: a new store (a restart, a new leader's
-	// sweep) usually faces a datacenter that holds every cluster, where
-	// each create-only transaction would be refused, a wasted raft write
-	// in Consul, before the read it was meant to save.
-	createFirst atomic.Bool
+	mu          sync.Mutex
+	m           map[string]lastWrite
+	createFirst createFirst
+}
+
+// createFirst is the create-first policy, decided here alone: clusters
+// this store has no record of are first tried with a create-only write
+// (cas at index 0 on every key, planCreate), which needs no read and
+// commits only if none of their keys exists. It starts off, is turned on
+// when most clusters of a first-round read are absent (new clusters are
+// being published), and off again when a transaction holding such a write
+// is refused. Starting off matters: a new store (a restart, a new leader's
+// sweep) usually faces a datacenter that holds every cluster, where each
+// create-only transaction would be refused, a wasted raft write in Consul,
+// before the read it was meant to save.
+type createFirst struct{ on atomic.Bool }
+
+// enabled reports whether unrecorded clusters are tried create-only.
+func (p *createFirst) enabled() bool { return p.on.Load() }
+
+// afterRead takes a read of n clusters, absent of which held no key, and
+// reports whether it turned create-first on: only from a first round (a
+// later round re-reads what create-only just failed on) and only when most
+// are absent, not some (batches mixing absent and existing clusters would
+// keep turning it on and having whole transactions refused).
+func (p *createFirst) afterRead(firstRound bool, n, absent int) bool {
+	if !firstRound || absent <= n/2 {
+		return false
+	}
+	p.on.Store(true)
+	return true
+}
+
+// afterConflict takes a transaction refused by a conflict: one that held a
+// create-only write turns create-first off, as this datacenter already
+// holds clusters.
+func (p *createFirst) afterConflict(heldCreate bool) {
+	if heldCreate {
+		p.on.Store(false)
+	}
 }
 
 // lastWrite is compact (two slices aligned with the cluster's pairs,
@@ -95,6 +123,19 @@ func (w *lastWrites) rememberAt(c kvstore.Cluster, indexes []uint64) {
 	w.m[c.Alias] = wc
 }
 
+// planUnread plans c without a read: from its last write, or else
+// create-only. ops is nil when c must be read; created reports a
+// create-only plan.
+func (w *lastWrites) planUnread(c kvstore.Cluster) (ops api.TxnOps, created bool) {
+	if o, ok := w.planFromLastWrite(c); ok {
+		return o, false
+	}
+	if o, ok := w.planCreate(c); ok {
+		return o, true
+	}
+	return nil, false
+}
+
 // planFromLastWrite plans c against what was last written, or reports false when
 // there is no record or nothing would change.
 func (w *lastWrites) planFromLastWrite(c kvstore.Cluster) (api.TxnOps, bool) {
@@ -104,8 +145,8 @@ func (w *lastWrites) planFromLastWrite(c kvstore.Cluster) (api.TxnOps, bool) {
 	if !ok || len(wc.values) != len(c.Pairs) {
 		return nil, false
 	}
-	if c.EpochKey() != "" {
-		if have, err := kvstore.ParseEpoch(wc.values[len(wc.values)-1]); err != nil || have > c.Epoch {
+	if e, ok := discovery.EpochIndex(c.Pairs); ok {
+		if have, err := kvstore.ParseEpoch(wc.values[e]); err != nil || have > c.Epoch {
 			return nil, false
 		}
 	}
@@ -128,7 +169,7 @@ func (w *lastWrites) planFromLastWrite(c kvstore.Cluster) (api.TxnOps, bool) {
 // store held nothing of c, epoch included, and the outcome is Written; any
 // existing key refuses it and c is read for real.
 func (w *lastWrites) planCreate(c kvstore.Cluster) (api.TxnOps, bool) {
-	if !w.createFirst.Load() {
+	if !w.createFirst.enabled() {
 		return nil, false
 	}
 	w.mu.Lock()

@@ -6,10 +6,10 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
 
 	"github.com/hashicorp/consul/api"
 
+	"github.com/masterkv/masterkv/internal/discovery"
 	"github.com/masterkv/masterkv/internal/kvstore"
 )
 
@@ -203,13 +203,19 @@ func plan(c kvstore.Cluster, st stored) (api.TxnOps, *kvstore.Outcome) {
 		// epochChanged is false only when the key exists with our value.
 		guard := &api.KVTxnOp{Verb: api.KVCheckIndex, Key: epochKey, Index: st[epochKey].index}
 		if epochChanged {
-			guard = &api.KVTxnOp{Verb: api.KVCAS, Key: epochKey, Value: []byte(c.Pairs[len(c.Pairs)-1].Value), Index: st[epochKey].index}
+			e, _ := discovery.EpochIndex(c.Pairs)
+			guard = &api.KVTxnOp{Verb: api.KVCAS, Key: epochKey, Value: []byte(c.Pairs[e].Value), Index: st[epochKey].index}
 		}
 		ops = append(api.TxnOps{{KV: guard}}, ops...)
 	}
 	return ops, nil
 }
 
+// writeTxn writes clusters with transactions, round after round: plan what
+// each pending cluster needs (from the last write, create-only, or from a
+// read), pack the plans into transactions, commit them, and settle each
+// cluster's outcome. A cluster whose transaction lost a race is pending
+// again in the next round.
 func (s *Store) writeTxn(ctx context.Context, clusters []kvstore.Cluster) []kvstore.Outcome {
 	out := make([]kvstore.Outcome, len(clusters))
 	pending := make([]int, len(clusters))
@@ -220,121 +226,160 @@ func (s *Store) writeTxn(ctx context.Context, clusters []kvstore.Cluster) []kvst
 	// One round more than conflictRounds: a plan from the remembered write
 	// that Consul refuses costs a round without being a lost race.
 	for round := 0; round <= conflictRounds && len(pending) > 0; round++ {
-		ops := make([]api.TxnOps, len(pending))
-		sizes := make([]int, len(pending))
-		created := make([]bool, len(pending))
-		var toRead []int // positions in pending
-		for j, i := range pending {
-			if round == 0 {
-				if o, ok := s.lastWrites.planFromLastWrite(clusters[i]); ok {
-					ops[j], sizes[j] = o, len(o)
-					continue
-				}
-				if o, ok := s.lastWrites.planCreate(clusters[i]); ok {
-					ops[j], sizes[j], created[j] = o, len(o), true
-					continue
-				}
-			}
-			toRead = append(toRead, j)
-		}
-		// readPlan reads the clusters at positions rd and plans them; it
-		// returns how many it found without any key.
-		readPlan := func(rd []int) (absent int) {
-			sub := make([]kvstore.Cluster, len(rd))
-			for k, j := range rd {
-				sub[k] = clusters[pending[j]]
-			}
-			st, readErrs := s.readTxn(ctx, sub)
-			for k, j := range rd {
-				i := pending[j]
-				if readErrs[k] != nil {
-					out[i] = kvstore.Outcome{Alias: clusters[i].Alias, Epoch: clusters[i].Epoch, Err: readErrs[k]}
-					continue
-				}
-				if len(st[k]) == 0 {
-					absent++
-				}
-				o, final := plan(clusters[i], st[k])
-				if final != nil {
-					out[i] = *final
-					continue
-				}
-				ops[j], sizes[j] = o, len(o)
-			}
-			return absent
-		}
-		if round == 0 && len(toRead) > probeClusters {
-			// Many clusters to read in a first round: read a few first.
-			// If they are mostly absent, new clusters are being published
-			// (a first distribution) and the rest are created without
-			// reading them.
-			probe := toRead[:probeClusters]
-			toRead = toRead[probeClusters:]
-			if absent := readPlan(probe); absent > len(probe)/2 {
-				s.lastWrites.createFirst.Store(true)
-				var rest []int
-				for _, j := range toRead {
-					if o, ok := s.lastWrites.planCreate(clusters[pending[j]]); ok {
-						ops[j], sizes[j], created[j] = o, len(o), true
-						continue
-					}
-					rest = append(rest, j)
-				}
-				toRead = rest
-			}
-		}
-		if len(toRead) > 0 {
-			if absent := readPlan(toRead); round == 0 && absent > len(toRead)/2 {
-				// Mostly new clusters: the ones after them likely are too.
-				// Not from a later round, which re-reads what create-only
-				// just failed on; and not when only some are absent, or
-				// batches mixing absent and existing clusters would keep
-				// turning it on and having whole transactions refused.
-				s.lastWrites.createFirst.Store(true)
-			}
-		}
-		groups := pack(sizes, limit)
-		var mu sync.Mutex
-		var again []int
-		s.parallel(len(groups), func(g int) {
-			var txn api.TxnOps
-			for _, j := range groups[g] {
-				txn = append(txn, ops[j]...)
-			}
-			resp, err := s.runWrite(ctx, txn)
-			indexes := map[string]uint64{}
-			if err == nil {
-				for _, r := range resp.Results {
-					if r.KV != nil {
-						indexes[r.KV.Key] = r.KV.ModifyIndex
-					}
-				}
-			}
-			mu.Lock()
-			defer mu.Unlock()
-			if errors.Is(err, errConflict) && slices.ContainsFunc(groups[g], func(j int) bool { return created[j] }) {
-				s.lastWrites.createFirst.Store(false) // this datacenter already holds clusters
-			}
-			for _, j := range groups[g] {
-				i := pending[j]
-				c := clusters[i]
-				switch {
-				case errors.Is(err, errConflict):
-					s.lastWrites.forget(c.Alias)
-					again = append(again, i)
-					out[i] = kvstore.Outcome{Alias: c.Alias, Epoch: c.Epoch, Err: err}
-				case err != nil:
-					s.lastWrites.forget(c.Alias)
-					out[i] = kvstore.Outcome{Alias: c.Alias, Epoch: c.Epoch, Err: err}
-				default:
-					s.lastWrites.remember(c, indexes)
-					out[i] = kvstore.Outcome{Alias: c.Alias, Epoch: c.Epoch, Status: kvstore.Written, Keys: countSets(ops[j])}
-				}
-			}
-		})
-		pending = again
+		r := s.planRound(ctx, clusters, pending, round == 0, out)
+		groups := pack(r.sizes(), limit)
+		results := s.commit(ctx, r, groups)
+		pending = s.settle(clusters, r, groups, results, out)
 	}
 	return out
+}
+
+// txnRound is one round of writeTxn: the clusters still pending and, per
+// position in pending, the ops planned for it.
+type txnRound struct {
+	pending []int        // indexes into the batch
+	ops     []api.TxnOps // nil when the cluster's outcome was decided without a write
+	created []bool       // the ops are a create-only write (planCreate)
+}
+
+// sizes returns each planned cluster's op count, for pack.
+func (r *txnRound) sizes() []int {
+	sizes := make([]int, len(r.ops))
+	for j, o := range r.ops {
+		sizes[j] = len(o)
+	}
+	return sizes
+}
+
+// planRound plans every pending cluster. A first round plans from the last
+// write or create-only where it can, and reads the rest; a later round
+// reads every cluster. A cluster decided by its read (stale, unchanged, a
+// kept hand edit, a failed read) gets its outcome in out and no ops.
+func (s *Store) planRound(ctx context.Context, clusters []kvstore.Cluster, pending []int, first bool, out []kvstore.Outcome) *txnRound {
+	r := &txnRound{pending: pending, ops: make([]api.TxnOps, len(pending)), created: make([]bool, len(pending))}
+	var toRead []int // positions in pending
+	for j, i := range pending {
+		if first {
+			if r.ops[j], r.created[j] = s.lastWrites.planUnread(clusters[i]); r.ops[j] != nil {
+				continue
+			}
+		}
+		toRead = append(toRead, j)
+	}
+	if first && len(toRead) > probeClusters {
+		// Many clusters to read in a first round: read a few first. If
+		// they are mostly absent, new clusters are being published (a
+		// first distribution) and the rest are created without reading
+		// them.
+		probe := toRead[:probeClusters]
+		toRead = toRead[probeClusters:]
+		if absent := s.readPlan(ctx, clusters, r, probe, out); s.lastWrites.createFirst.afterRead(first, len(probe), absent) {
+			toRead = s.planCreates(clusters, r, toRead)
+		}
+	}
+	if len(toRead) > 0 {
+		absent := s.readPlan(ctx, clusters, r, toRead, out)
+		s.lastWrites.createFirst.afterRead(first, len(toRead), absent)
+	}
+	return r
+}
+
+// planCreates plans the clusters at positions js of r create-only, and
+// returns the positions of those it could not (they have a record).
+func (s *Store) planCreates(clusters []kvstore.Cluster, r *txnRound, js []int) (rest []int) {
+	for _, j := range js {
+		if o, ok := s.lastWrites.planCreate(clusters[r.pending[j]]); ok {
+			r.ops[j], r.created[j] = o, true
+			continue
+		}
+		rest = append(rest, j)
+	}
+	return rest
+}
+
+// readPlan reads the clusters at positions js of r and plans them into r.
+// It returns how many it found without any key.
+func (s *Store) readPlan(ctx context.Context, clusters []kvstore.Cluster, r *txnRound, js []int, out []kvstore.Outcome) (absent int) {
+	sub := make([]kvstore.Cluster, len(js))
+	for k, j := range js {
+		sub[k] = clusters[r.pending[j]]
+	}
+	st, readErrs := s.readTxn(ctx, sub)
+	for k, j := range js {
+		i := r.pending[j]
+		if readErrs[k] != nil {
+			out[i] = kvstore.Outcome{Alias: clusters[i].Alias, Epoch: clusters[i].Epoch, Err: readErrs[k]}
+			continue
+		}
+		if len(st[k]) == 0 {
+			absent++
+		}
+		o, final := plan(clusters[i], st[k])
+		if final != nil {
+			out[i] = *final
+			continue
+		}
+		r.ops[j] = o
+	}
+	return absent
+}
+
+// txnResult is what one write transaction returned: the ModifyIndex of
+// each key it holds, or its error.
+type txnResult struct {
+	indexes map[string]uint64
+	err     error
+}
+
+// commit runs one write transaction per group of positions in r, at most
+// s.concurrency at once.
+func (s *Store) commit(ctx context.Context, r *txnRound, groups [][]int) []txnResult {
+	results := make([]txnResult, len(groups))
+	s.parallel(len(groups), func(g int) {
+		var txn api.TxnOps
+		for _, j := range groups[g] {
+			txn = append(txn, r.ops[j]...)
+		}
+		resp, err := s.runWrite(ctx, txn)
+		indexes := map[string]uint64{}
+		if err == nil {
+			for _, res := range resp.Results {
+				if res.KV != nil {
+					indexes[res.KV.Key] = res.KV.ModifyIndex
+				}
+			}
+		}
+		results[g] = txnResult{indexes: indexes, err: err}
+	})
+	return results
+}
+
+// settle records each committed cluster's outcome in out and in the last
+// writes, and returns the clusters whose transaction lost a race, to be
+// planned again.
+func (s *Store) settle(clusters []kvstore.Cluster, r *txnRound, groups [][]int, results []txnResult, out []kvstore.Outcome) (again []int) {
+	for g, group := range groups {
+		err := results[g].err
+		conflict := errors.Is(err, errConflict)
+		if conflict {
+			s.lastWrites.createFirst.afterConflict(slices.ContainsFunc(group, func(j int) bool { return r.created[j] }))
+		}
+		for _, j := range group {
+			i := r.pending[j]
+			c := clusters[i]
+			if err != nil {
+				s.lastWrites.forget(c.Alias)
+				out[i] = kvstore.Outcome{Alias: c.Alias, Epoch: c.Epoch, Err: err}
+				if conflict {
+					again = append(again, i)
+				}
+				continue
+			}
+			s.lastWrites.remember(c, results[g].indexes)
+			out[i] = kvstore.Outcome{Alias: c.Alias, Epoch: c.Epoch, Status: kvstore.Written, Keys: countSets(r.ops[j])}
+		}
+	}
+	return again
 }
 
 func countSets(ops api.TxnOps) int {
