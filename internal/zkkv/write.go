@@ -30,11 +30,11 @@ const readsInFlight = 8
 
 // Write publishes clusters with multi-ops. A cluster this store has written
 // before is planned from that record after reading only its main znode's
-// stat, and such clusters go ten to a multi; the others are read in full and
-// written one multi each. Multis
-// run concurrently (Config.Concurrency). Once one call finds the ensemble
-// unreachable (timeout, no server, connection lost), clusters not yet
-// started fail at once instead of each waiting for its own timeout.
+// stat, and such clusters go ten to a multi (the batched path); the others
+// are read in full and written one multi each (the single-cluster path).
+// Multis run concurrently (Config.Concurrency). Once one call finds the
+// ensemble unreachable (timeout, no server, connection lost), clusters not
+// yet started fail at once instead of each waiting for its own timeout.
 //
 // A call abandoned on timeout may still be applied by the server; the
 // cluster is then reported failed, and the caller's retry finds it
@@ -46,97 +46,127 @@ func (s *Store) Write(ctx context.Context, clusters []kvstore.Cluster) []kvstore
 	if err := s.ensureAuth(ctx); err != nil {
 		return kvstore.Failures(clusters, err)
 	}
-	out := make([]kvstore.Outcome, len(clusters))
-	type planned struct {
-		i   int
-		ops []any
-		st  stored
-		ok  bool
+	w := &writeCall{s: s, clusters: clusters, out: make([]kvstore.Outcome, len(clusters))}
+	batches, single := w.planBatches(ctx)
+	jobs := make([]func(), 0, len(batches)+len(single))
+	for _, b := range batches {
+		jobs = append(jobs, func() { w.writeBatch(ctx, b) })
 	}
-	var mu sync.Mutex
-	var down error
-	// isDown and noteDown share what one call learnt about the ensemble.
-	isDown := func() error { mu.Lock(); defer mu.Unlock(); return down }
-	noteDown := func(err error) {
-		if err != nil && unreachable(err) {
-			mu.Lock()
-			down = err
-			mu.Unlock()
-		}
+	for _, i := range single {
+		jobs = append(jobs, func() { w.writeSingle(ctx, i) })
 	}
-	plans := make([]planned, len(clusters))
+	s.parallel(len(jobs), func(k int) { jobs[k]() })
+	return w.out
+}
+
+// writeCall is one Write: its clusters, their outcomes, and what the call
+// learnt about the ensemble (down), shared by its concurrent multis.
+type writeCall struct {
+	s        *Store
+	clusters []kvstore.Cluster
+	out      []kvstore.Outcome
+	mu       sync.Mutex
+	down     error
+}
+
+// planned is one cluster of a batch, planned from the last write.
+type planned struct {
+	i   int // index in the call's clusters
+	ops []any
+	st  stored
+}
+
+func (w *writeCall) isDown() error { w.mu.Lock(); defer w.mu.Unlock(); return w.down }
+
+// noteDown remembers err when it says the ensemble is unreachable.
+func (w *writeCall) noteDown(err error) {
+	if err != nil && unreachable(err) {
+		w.mu.Lock()
+		w.down = err
+		w.mu.Unlock()
+	}
+}
+
+// planBatches plans every cluster it can from this store's last write and
+// groups those, clustersPerMulti to a batch; single lists the others, to
+// be read in full.
+func (w *writeCall) planBatches(ctx context.Context) (batches [][]planned, single []int) {
+	plans := make([]planned, len(w.clusters))
+	ok := make([]bool, len(w.clusters))
 	// The stat reads are small and ZooKeeper answers reads without a
 	// commit, pipelined on the one session: more in flight than writes.
-	kvstore.Parallel(len(clusters), readsInFlight*s.concurrency, func(i int) {
-		if len(clusters[i].Pairs) > 0 && isDown() == nil {
-			ops, st, ok, err := s.planFromWritten(ctx, clusters[i])
-			plans[i] = planned{i, ops, st, ok}
-			noteDown(err)
+	kvstore.Parallel(len(w.clusters), readsInFlight*w.s.concurrency, func(i int) {
+		if len(w.clusters[i].Pairs) > 0 && w.isDown() == nil {
+			ops, st, planOK, err := w.s.planFromWritten(ctx, w.clusters[i])
+			plans[i], ok[i] = planned{i, ops, st}, planOK
+			w.noteDown(err)
 		}
 	})
-	var groups [][]planned
-	var single []int
 	for i, p := range plans {
-		if !p.ok {
+		if !ok[i] {
 			single = append(single, i)
 			continue
 		}
-		if n := len(groups); n == 0 || len(groups[n-1]) == clustersPerMulti {
-			groups = append(groups, nil)
+		if n := len(batches); n == 0 || len(batches[n-1]) == clustersPerMulti {
+			batches = append(batches, nil)
 		}
-		groups[len(groups)-1] = append(groups[len(groups)-1], p)
+		batches[len(batches)-1] = append(batches[len(batches)-1], p)
 	}
-	s.parallel(len(groups)+len(single), func(k int) {
-		if k >= len(groups) {
-			i := single[k-len(groups)]
-			c := clusters[i]
-			if err := isDown(); err != nil {
-				out[i] = failed(c, fmt.Errorf("zookeeper unreachable, cluster %s not attempted: %w", c.Alias, err))
-				return
-			}
-			out[i] = s.writeCluster(ctx, c)
-			noteDown(out[i].Err)
-			return
+	return batches, single
+}
+
+// writeSingle reads cluster i in full and writes it in a multi of its own.
+func (w *writeCall) writeSingle(ctx context.Context, i int) {
+	c := w.clusters[i]
+	if err := w.isDown(); err != nil {
+		w.out[i] = failed(c, fmt.Errorf("zookeeper unreachable, cluster %s not attempted: %w", c.Alias, err))
+		return
+	}
+	w.out[i] = w.s.writeCluster(ctx, c)
+	w.noteDown(w.out[i].Err)
+}
+
+// writeBatch writes a batch of clusters planned from the last write in one
+// multi. A refused multi says nothing about which cluster moved, so each is
+// then read and written on its own.
+func (w *writeCall) writeBatch(ctx context.Context, batch []planned) {
+	if err := w.isDown(); err != nil {
+		for _, p := range batch {
+			w.out[p.i] = failed(w.clusters[p.i], fmt.Errorf("zookeeper unreachable, cluster %s not attempted: %w", w.clusters[p.i].Alias, err))
 		}
-		g := groups[k]
-		if err := isDown(); err != nil {
-			for _, p := range g {
-				out[p.i] = failed(clusters[p.i], fmt.Errorf("zookeeper unreachable, cluster %s not attempted: %w", clusters[p.i].Alias, err))
-			}
-			return
+		return
+	}
+	var ops []any
+	for _, p := range batch {
+		ops = append(ops, p.ops...)
+	}
+	s := w.s
+	_, err := call(ctx, s.opTimeout, func() ([]zk.MultiResponse, error) { return s.conn.Multi(ops...) })
+	if err == nil {
+		for _, p := range batch {
+			c := w.clusters[p.i]
+			s.remember(c, p.st, p.ops, p.st[c.MainKey()])
+			w.out[p.i] = kvstore.Outcome{Alias: c.Alias, Epoch: c.Epoch, Status: kvstore.Written, Keys: countWrites(p.ops)}
 		}
-		var ops []any
-		for _, p := range g {
-			ops = append(ops, p.ops...)
+		return
+	}
+	for _, p := range batch {
+		s.forget(w.clusters[p.i].Alias)
+	}
+	if unreachable(err) {
+		w.noteDown(err)
+		for _, p := range batch {
+			w.out[p.i] = failed(w.clusters[p.i], fmt.Errorf("zookeeper multi for cluster %s (with %d others): %w", w.clusters[p.i].Alias, len(batch)-1, err))
 		}
-		_, err := call(ctx, s.opTimeout, func() ([]zk.MultiResponse, error) { return s.conn.Multi(ops...) })
-		if err == nil {
-			for _, p := range g {
-				c := clusters[p.i]
-				s.remember(c, p.st, p.ops, p.st[c.MainKey()])
-				out[p.i] = kvstore.Outcome{Alias: c.Alias, Epoch: c.Epoch, Status: kvstore.Written, Keys: countWrites(p.ops)}
-			}
-			return
-		}
-		for _, p := range g {
-			s.forget(clusters[p.i].Alias)
-		}
-		if unreachable(err) {
-			noteDown(err)
-			for _, p := range g {
-				out[p.i] = failed(clusters[p.i], fmt.Errorf("zookeeper multi for cluster %s (with %d others): %w", clusters[p.i].Alias, len(g)-1, err))
-			}
-			return
-		}
-		// One of them changed since this store wrote it, or was refused
-		// for a reason of its own (an ACL): each is read and written on
-		// its own, so only that one pays.
-		for _, p := range g {
-			out[p.i] = s.writeCluster(ctx, clusters[p.i])
-			noteDown(out[p.i].Err)
-		}
-	})
-	return out
+		return
+	}
+	// One of them changed since this store wrote it, or was refused for a
+	// reason of its own (an ACL): each is read and written on its own, so
+	// only that one pays.
+	for _, p := range batch {
+		w.out[p.i] = s.writeCluster(ctx, w.clusters[p.i])
+		w.noteDown(w.out[p.i].Err)
+	}
 }
 
 func failed(c kvstore.Cluster, err error) kvstore.Outcome {
