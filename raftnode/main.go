@@ -45,13 +45,14 @@ func newLogger(c config.Config) *slog.Logger {
 	return slog.New(slog.NewTextHandler(os.Stderr, opts))
 }
 
+// run reads top to bottom: configuration, the raft node, TLS, the stores'
+// publishers, the HTTP API, then serving until a signal or a failed server.
 func run() error {
 	cfg, err := config.Load()
 	if err != nil {
 		return err
 	}
 	log := newLogger(cfg)
-	peers, _ := cfg.PeerList() // validated by Load
 	m := metrics.New()
 	raftTLS, err := cfg.RaftTLS()
 	if err != nil {
@@ -60,11 +61,7 @@ func run() error {
 	if raftTLS == nil && !cfg.Dev {
 		log.Warn("the raft transport runs on plain TCP: anyone who reaches MASTERKV_RAFT_ADDR can rewrite the group; set MASTERKV_RAFT_TLS_CERT_FILE, _KEY_FILE and _CA_FILE (docs/TLS.md)")
 	}
-	n, err := node.Open(node.Config{
-		ID: cfg.NodeID, Peers: peers, Bootstrap: cfg.ShouldBootstrap(),
-		SnapshotDelay: cfg.SnapshotDelay, ApplyTimeout: cfg.ApplyTimeout,
-		OnPropose: m.ObserveCommit, Logger: log,
-	}, cfg.DataDir, cfg.RaftAddr, cfg.RaftAdvertise(), raftTLS)
+	n, err := openNode(cfg, m, log, raftTLS)
 	if err != nil {
 		return err
 	}
@@ -80,20 +77,54 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	var tlsStores []*tlsfiles.Store
-	for _, s := range []*tlsfiles.Store{raftTLS, serverTLS, forwardTLS} {
-		if s != nil {
-			tlsStores = append(tlsStores, s)
-		}
-	}
-	reloadTLS(ctx, tlsStores, cfg.ReloadInterval, log)
+	reloadTLS(ctx, nonNil(raftTLS, serverTLS, forwardTLS), cfg.ReloadInterval, log)
 	layout := discovery.NewLayout(cfg.KVClusterMasterPrefix, cfg.WriteEpochKey)
 	pubs, crossDC, closeStores, err := startPublishers(ctx, cfg, n, layout, m, log)
 	if err != nil {
 		return err
 	}
 	defer closeStores()
-	m.Register(metrics.NewStatusCollector(n, func() []publish.Status {
+	m.Register(metrics.NewStatusCollector(n, storeStatuses(pubs, crossDC)))
+	api := newAPI(cfg, n, layout, pubs, crossDC, m, forwardTLS, log)
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("http listen on %s: %w", cfg.HTTPAddr, err)
+	}
+	srv, scheme := newServer(cfg, api, serverTLS, log)
+	peers, _ := cfg.PeerList() // validated by Load
+	log.Info("raftnode started", "node", cfg.NodeID, "raft_addr", cfg.RaftAddr, "http_addr", ln.Addr().String(),
+		"data_dir", cfg.DataDir, "peers", len(peers), "auth", len(cfg.APITokens) > 0, "raft_tls", raftTLS != nil, "http_scheme", scheme)
+	if len(cfg.APITokens) == 0 {
+		log.Warn("dev mode: the API runs without authentication; set MASTERKV_API_TOKENS for anything but local testing")
+	}
+	return serve(ctx, cfg, n, srv, ln, scheme, log)
+}
+
+// openNode opens this node's raft member.
+func openNode(cfg config.Config, m *metrics.Metrics, log *slog.Logger, raftTLS *tlsfiles.Store) (*node.Node, error) {
+	peers, _ := cfg.PeerList() // validated by Load
+	return node.Open(node.Config{
+		ID: cfg.NodeID, Peers: peers, Bootstrap: cfg.ShouldBootstrap(),
+		SnapshotDelay: cfg.SnapshotDelay, ApplyTimeout: cfg.ApplyTimeout,
+		OnPropose: m.ObserveCommit, Logger: log,
+	}, cfg.DataDir, cfg.RaftAddr, cfg.RaftAdvertise(), raftTLS)
+}
+
+// nonNil returns the TLS file stores that are set.
+func nonNil(stores ...*tlsfiles.Store) []*tlsfiles.Store {
+	var out []*tlsfiles.Store
+	for _, s := range stores {
+		if s != nil {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// storeStatuses returns the status of every store this node publishes to,
+// for the metrics: its own publishers and the other datacenters'.
+func storeStatuses(pubs []*publish.Publisher, crossDC *crossdc.Distributor) func() []publish.Status {
+	return func() []publish.Status {
 		var out []publish.Status
 		for _, p := range pubs {
 			out = append(out, p.Status())
@@ -106,17 +137,20 @@ func run() error {
 			}
 		}
 		return out
-	}))
+	}
+}
+
+// newAPI builds the HTTP API from the configuration and the node's parts.
+func newAPI(cfg config.Config, n *node.Node, layout discovery.Layout, pubs []*publish.Publisher, crossDC *crossdc.Distributor, m *metrics.Metrics, forwardTLS *tlsfiles.Store, log *slog.Logger) *httpapi.Server {
 	apiPubs := make([]httpapi.Publisher, len(pubs))
 	for i, p := range pubs {
 		apiPubs[i] = p
 	}
-
 	var resolver master.Resolver
 	if cfg.ResolveIPs {
 		resolver = net.DefaultResolver
 	}
-	api := httpapi.New(n, n.FSM(), httpapi.Options{
+	return httpapi.New(n, n.FSM(), httpapi.Options{
 		Layout:         layout,
 		Tokens:         cfg.APITokens,
 		Resolver:       resolver,
@@ -131,10 +165,11 @@ func run() error {
 		Client:         nodeClient(forwardTLS),
 		Logger:         log,
 	})
-	ln, err := net.Listen("tcp", cfg.HTTPAddr)
-	if err != nil {
-		return fmt.Errorf("http listen on %s: %w", cfg.HTTPAddr, err)
-	}
+}
+
+// newServer returns the HTTP server for api and its scheme, https when
+// serverTLS is set.
+func newServer(cfg config.Config, api *httpapi.Server, serverTLS *tlsfiles.Store, log *slog.Logger) (*http.Server, string) {
 	// A write may wait for an election (LEADER_WAIT), a commit and the
 	// barrier after it (APPLY_TIMEOUT each), the leader's stores
 	// (RECEIPT_TIMEOUT) and, with ?wait=all, the other nodes
@@ -144,26 +179,26 @@ func run() error {
 		WriteTimeout: api.MaxRequestTime() + 10*time.Second,
 		IdleTimeout:  2 * time.Minute,
 	}
-	scheme := "http"
-	if serverTLS != nil {
-		scheme = "https"
-		auth := tls.NoClientCert
-		if cfg.HTTPClientCAFile != "" {
-			auth = tls.RequireAndVerifyClientCert
-		}
-		srv.TLSConfig = serverTLS.ServerConfig(auth)
-		// net/http logs each refused handshake (peer address and reason).
-		srv.ErrorLog = slog.NewLogLogger(log.With("component", "http").Handler(), slog.LevelWarn)
+	if serverTLS == nil {
+		return srv, "http"
 	}
-	log.Info("raftnode started", "node", cfg.NodeID, "raft_addr", cfg.RaftAddr, "http_addr", ln.Addr().String(),
-		"data_dir", cfg.DataDir, "peers", len(peers), "auth", len(cfg.APITokens) > 0, "raft_tls", raftTLS != nil, "http_scheme", scheme)
-	if len(cfg.APITokens) == 0 {
-		log.Warn("dev mode: the API runs without authentication; set MASTERKV_API_TOKENS for anything but local testing")
+	auth := tls.NoClientCert
+	if cfg.HTTPClientCAFile != "" {
+		auth = tls.RequireAndVerifyClientCert
 	}
+	srv.TLSConfig = serverTLS.ServerConfig(auth)
+	// net/http logs each refused handshake (peer address and reason).
+	srv.ErrorLog = slog.NewLogLogger(log.With("component", "http").Handler(), slog.LevelWarn)
+	return srv, "https"
+}
 
+// serve runs srv on ln until ctx ends (a signal) or the server fails, then
+// shuts it down. Once the node is ready it says so (and, in dev mode,
+// prints the quickstart).
+func serve(ctx context.Context, cfg config.Config, n *node.Node, srv *http.Server, ln net.Listener, scheme string, log *slog.Logger) error {
 	errc := make(chan error, 1)
 	go func() {
-		if serverTLS != nil {
+		if scheme == "https" {
 			errc <- srv.ServeTLS(ln, "", "") // the certificate comes from TLSConfig
 			return
 		}
