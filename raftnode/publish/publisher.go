@@ -89,11 +89,7 @@ type Publisher struct {
 	surveyed  chan survey   // the read that starts a pass, when done
 	driftDone chan struct{} // a drift check finished
 
-	// Owned by the Run goroutine.
-	writing  bool           // the last round wrote a batch, successfully
-	deferred bool           // a pass is due once the backlog is written
-	drifting bool           // a drift check is reading the store
-	readers  sync.WaitGroup // the reads started off the loop
+	readers sync.WaitGroup // the reads started off the loop, which Run waits for
 }
 
 type attempt struct {
@@ -140,7 +136,9 @@ func New(store Store, src Source, cfg Config) *Publisher {
 // Name is the store's name.
 func (p *Publisher) Name() string { return p.store.Name() }
 
-// Run publishes until ctx ends.
+// Run publishes until ctx ends: each event (a commit, a retry falling due,
+// a tick, a read finished off the loop) is handled by a method of loop,
+// and then one batch of what is dirty is written.
 //
 // The loop only writes. Every read that is not part of a write (a drift
 // check, a pass's survey) runs in a goroutine of its own and hands its
@@ -150,70 +148,112 @@ func (p *Publisher) Run(ctx context.Context) {
 	defer p.readers.Wait() // after ctx ends, the reads return at once
 	watch, unwatch := p.src.Watch()
 	defer unwatch()
-	backoff := p.cfg.RetryMin
-	var drift <-chan time.Time
-	if p.cfg.DriftInterval > 0 {
-		t := time.NewTicker(p.cfg.DriftInterval)
-		defer t.Stop()
-		drift = t.C
-	}
-	var sweep <-chan time.Time
-	if p.cfg.SweepInterval > 0 {
-		t := time.NewTicker(p.cfg.SweepInterval)
-		defer t.Stop()
-		sweep = t.C
-		p.startSweep(ctx)
+	drift, stopDrift := ticker(p.cfg.DriftInterval)
+	defer stopDrift()
+	sweep, stopSweep := ticker(p.cfg.SweepInterval)
+	defer stopSweep()
+	l := &loop{p: p, ctx: ctx, backoff: p.cfg.RetryMin}
+	if sweep != nil {
+		l.startSweep() // the pass at start
 	}
 	refusedTick := time.NewTicker(p.cfg.RefusedRetry) // refusals due for another try
 	defer refusedTick.Stop()
-	wait := time.NewTimer(0)
-	defer wait.Stop()
+	l.wait = time.NewTimer(0)
+	defer l.wait.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-watch:
-		case <-wait.C:
+		case <-l.wait.C:
 		case <-refusedTick.C:
 		case <-drift:
-			if p.ready() && !p.drifting {
-				p.drifting = true
-				p.offLoop(func() {
-					p.checkDrift(ctx)
-					p.driftDone <- struct{}{} // buffered, and one check at a time
-				})
-			}
+			l.startDrift()
 		case <-p.driftDone:
-			p.drifting = false // and write what it marked for repair
+			l.drifting = false // and write what it marked for repair
 		case <-sweep:
-			p.startSweep(ctx)
+			l.startSweep()
 		case <-p.sweepNow:
-			p.startSweep(ctx)
+			l.startSweep()
 		case sv := <-p.surveyed:
 			p.finishSurvey(sv)
 		}
-		if !p.ready() {
-			wait.Reset(50 * time.Millisecond)
-			continue
-		}
-		wrote, more, failed := p.publishOnce(ctx)
-		p.writing = wrote && !failed
-		if p.deferred && !p.writing {
-			p.deferred = false
-			p.startSweep(ctx)
-		}
-		switch {
-		case failed:
-			wait.Reset(backoff)
-			backoff = min(2*backoff, p.cfg.RetryMax)
-		case more:
-			backoff = p.cfg.RetryMin
-			wait.Reset(0)
-		default:
-			backoff = p.cfg.RetryMin
-			if p.deferred {
-				wait.Reset(0) // one more round finds the backlog written and starts the pass
-			}
+		l.publish()
+	}
+}
+
+// loop is Run's state, owned by its goroutine.
+type loop struct {
+	p        *Publisher
+	ctx      context.Context
+	wait     *time.Timer   // the next round: a retry, the next batch
+	backoff  time.Duration // the wait after the next failed write
+	writing  bool          // the last round wrote a batch, successfully
+	deferred bool          // a pass is due once the backlog is written
+	drifting bool          // a drift check is reading the store
+}
+
+// ticker returns the ticks of interval d and its stop, or a nil channel
+// (never ready) when d is not positive.
+func ticker(d time.Duration) (<-chan time.Time, func()) {
+	if d <= 0 {
+		return nil, func() {}
+	}
+	t := time.NewTicker(d)
+	return t.C, t.Stop
+}
+
+// startDrift starts a drift check off the loop, unless one is reading.
+func (l *loop) startDrift() {
+	if !l.p.ready() || l.drifting {
+		return
+	}
+	l.drifting = true
+	l.p.offLoop(func() {
+		l.p.checkDrift(l.ctx)
+		l.p.driftDone <- struct{}{} // buffered, and one check at a time
+	})
+}
+
+// startSweep starts a pass, or defers it while a backlog is being written
+// batch after successful batch: the backlog's clusters are being written
+// under the guard anyway, and a pass would read them twice while they
+// are. When writes fail the pass runs at once; it may be what finds out
+// more.
+func (l *loop) startSweep() {
+	if l.writing {
+		l.deferred = true
+		return
+	}
+	l.p.startSweep(l.ctx)
+}
+
+// publish writes one batch of what is dirty, once the node is ready, starts
+// a deferred pass once the backlog is written, and sets when the next
+// round is due.
+func (l *loop) publish() {
+	p := l.p
+	if !p.ready() {
+		l.wait.Reset(50 * time.Millisecond)
+		return
+	}
+	wrote, more, failed := p.publishOnce(l.ctx)
+	l.writing = wrote && !failed
+	if l.deferred && !l.writing {
+		l.deferred = false
+		p.startSweep(l.ctx)
+	}
+	switch {
+	case failed:
+		l.wait.Reset(l.backoff)
+		l.backoff = min(2*l.backoff, p.cfg.RetryMax)
+	case more:
+		l.backoff = p.cfg.RetryMin
+		l.wait.Reset(0)
+	default:
+		l.backoff = p.cfg.RetryMin
+		if l.deferred {
+			l.wait.Reset(0) // one more round finds the backlog written and starts the pass
 		}
 	}
 }

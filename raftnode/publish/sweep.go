@@ -66,14 +66,8 @@ func (p *Publisher) Sweep() {
 //
 // A pass due while the publisher is busy writing a backlog, batch after
 // successful batch (a first distribution, a bulk submit), waits until the
-// backlog is written: the backlog's clusters are being written under the
-// guard anyway, and a pass would read them twice while they are. When
-// writes fail the pass runs at once; it may be what finds out more.
+// backlog is written: see loop.startSweep, which calls this.
 func (p *Publisher) startSweep(ctx context.Context) {
-	if p.writing {
-		p.deferred = true
-		return
-	}
 	p.mu.Lock()
 	if p.sweep != nil {
 		p.mu.Unlock()
